@@ -1,0 +1,13 @@
+//! consentgate: a streaming reverse proxy that makes any website honour GDPR consent.
+//!
+//! The rewriting core (`catalog`, `matcher`, `urlctx`, `policy`, `rewrite`) is pure: bytes in,
+//! bytes out, no sockets. The proxy (`proxy`) is a thin streaming shell around it.
+
+pub mod catalog;
+pub mod codec;
+pub mod decision;
+pub mod error;
+pub mod matcher;
+pub mod policy;
+pub mod rewrite;
+pub mod urlctx;

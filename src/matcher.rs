@@ -1,0 +1,287 @@
+//! Matchers compiled once per catalog: URL → service, inline script text → services.
+
+use std::collections::HashMap;
+
+use aho_corasick::AhoCorasick;
+use regex::RegexSet;
+
+use crate::catalog::{Catalog, HostPattern};
+
+/// A set of services by catalog index: a small bitset, cheap to copy and compare.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct ServiceSet(Vec<u64>);
+
+impl ServiceSet {
+    pub fn new() -> Self {
+        ServiceSet(Vec::new())
+    }
+
+    pub fn insert(&mut self, i: usize) {
+        let (w, b) = (i / 64, i % 64);
+        if self.0.len() <= w {
+            self.0.resize(w + 1, 0);
+        }
+        self.0[w] |= 1 << b;
+    }
+
+    pub fn remove(&mut self, i: usize) {
+        if let Some(w) = self.0.get_mut(i / 64) {
+            *w &= !(1 << (i % 64));
+        }
+    }
+
+    pub fn contains(&self, i: usize) -> bool {
+        self.0.get(i / 64).is_some_and(|w| w & (1 << (i % 64)) != 0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.iter().all(|w| *w == 0)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = usize> + '_ {
+        self.0.iter().enumerate().flat_map(|(wi, &w)| {
+            (0..64)
+                .filter(move |b| w & (1 << b) != 0)
+                .map(move |b| wi * 64 + b)
+        })
+    }
+
+    /// The raw words, for hashing into a state fingerprint.
+    pub fn words(&self) -> impl Iterator<Item = u64> + '_ {
+        let used = self.0.iter().rposition(|w| *w != 0).map_or(0, |p| p + 1);
+        self.0[..used].iter().copied()
+    }
+}
+
+#[derive(Debug, Clone)]
+struct HostRule {
+    service: usize,
+    path: Option<String>,
+}
+
+/// Host (+ optional path prefix) → service. Lookups walk the host's parent domains, so cost is
+/// a few hash probes per URL whatever the catalog size.
+#[derive(Debug, Default)]
+pub struct HostMatcher {
+    exact: HashMap<String, Vec<HostRule>>,
+    wildcard: HashMap<String, Vec<HostRule>>,
+}
+
+fn path_matches(prefix: &str, path: &str) -> bool {
+    match path.strip_prefix(prefix) {
+        Some(rest) => rest.is_empty() || rest.starts_with('/') || prefix.ends_with('/'),
+        None => false,
+    }
+}
+
+fn pick(rules: &[HostRule], path: &str) -> Option<usize> {
+    // A path-scoped rule is more specific than a host-wide one on the same host.
+    rules
+        .iter()
+        .filter(|r| r.path.as_deref().is_some_and(|p| path_matches(p, path)))
+        .map(|r| r.service)
+        .next()
+        .or_else(|| rules.iter().find(|r| r.path.is_none()).map(|r| r.service))
+}
+
+impl HostMatcher {
+    pub fn new(catalog: &Catalog) -> Self {
+        let mut m = HostMatcher::default();
+        for (i, svc) in catalog.services().iter().enumerate() {
+            for h in &svc.hosts {
+                // Validated at config load; an invalid entry here matches nothing.
+                let Ok(p) = HostPattern::parse(h) else {
+                    continue;
+                };
+                let map = if p.wildcard {
+                    &mut m.wildcard
+                } else {
+                    &mut m.exact
+                };
+                map.entry(p.host).or_default().push(HostRule {
+                    service: i,
+                    path: p.path,
+                });
+            }
+        }
+        m
+    }
+
+    /// `host` must be lower-case ASCII (as `url` produces); a trailing dot is ignored.
+    pub fn lookup(&self, host: &str, path: &str) -> Option<usize> {
+        let host = host.strip_suffix('.').unwrap_or(host);
+        if let Some(s) = self.exact.get(host).and_then(|r| pick(r, path)) {
+            return Some(s);
+        }
+        let mut rest = host;
+        while let Some(dot) = rest.find('.') {
+            rest = &rest[dot + 1..];
+            if let Some(s) = self.wildcard.get(rest).and_then(|r| pick(r, path)) {
+                return Some(s);
+            }
+        }
+        None
+    }
+
+    /// Whether any rule (whatever its path) names this host: a relative URL under a base on an
+    /// unknown host cannot belong to a service.
+    pub fn knows_host(&self, host: &str) -> bool {
+        let host = host.strip_suffix('.').unwrap_or(host);
+        if self.exact.contains_key(host) {
+            return true;
+        }
+        let mut rest = host;
+        while let Some(dot) = rest.find('.') {
+            rest = &rest[dot + 1..];
+            if self.wildcard.contains_key(rest) {
+                return true;
+            }
+        }
+        false
+    }
+
+    pub fn lookup_url(&self, url: &url::Url) -> Option<usize> {
+        match url.scheme() {
+            "http" | "https" | "ws" | "wss" => {}
+            _ => return None,
+        }
+        let host = url.host_str()?;
+        self.lookup(host, url.path())
+    }
+}
+
+/// Inline script text → the services whose loader it contains.
+#[derive(Debug)]
+pub struct ScriptMatcher {
+    literals: Option<AhoCorasick>,
+    literal_service: Vec<usize>,
+    patterns: Option<RegexSet>,
+    pattern_service: Vec<usize>,
+}
+
+impl ScriptMatcher {
+    pub fn new(catalog: &Catalog) -> Self {
+        let mut lits = Vec::new();
+        let mut literal_service = Vec::new();
+        let mut pats = Vec::new();
+        let mut pattern_service = Vec::new();
+        for (i, svc) in catalog.services().iter().enumerate() {
+            for s in &svc.inline_signatures {
+                lits.push(s.as_str());
+                literal_service.push(i);
+            }
+            for p in &svc.inline_patterns {
+                pats.push(p.as_str());
+                pattern_service.push(i);
+            }
+        }
+        // Both were validated with the config; on failure the matcher would miss loaders, so
+        // log loudly rather than silently (config validation makes this unreachable).
+        let literals = if lits.is_empty() {
+            None
+        } else {
+            AhoCorasick::new(&lits)
+                .map_err(|e| tracing::error!("inline signatures failed to compile: {e}"))
+                .ok()
+        };
+        let patterns = if pats.is_empty() {
+            None
+        } else {
+            RegexSet::new(&pats)
+                .map_err(|e| tracing::error!("inline patterns failed to compile: {e}"))
+                .ok()
+        };
+        ScriptMatcher {
+            literals,
+            literal_service,
+            patterns,
+            pattern_service,
+        }
+    }
+
+    /// Every service whose signature occurs in `text`.
+    pub fn services_in(&self, text: &str) -> ServiceSet {
+        let mut set = ServiceSet::new();
+        if let Some(ac) = &self.literals {
+            for m in ac.find_overlapping_iter(text) {
+                set.insert(self.literal_service[m.pattern().as_usize()]);
+            }
+        }
+        if let Some(rs) = &self.patterns {
+            for i in rs.matches(text).iter() {
+                set.insert(self.pattern_service[i]);
+            }
+        }
+        set
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::Catalog;
+
+    fn cat() -> Catalog {
+        Catalog::builtin().unwrap()
+    }
+
+    #[test]
+    fn service_set_ops() {
+        let mut s = ServiceSet::new();
+        assert!(s.is_empty());
+        s.insert(3);
+        s.insert(70);
+        assert!(s.contains(3) && s.contains(70) && !s.contains(4));
+        assert_eq!(s.iter().collect::<Vec<_>>(), vec![3, 70]);
+        s.remove(70);
+        assert_eq!(s.words().count(), 1);
+        let mut t = ServiceSet::new();
+        t.insert(3);
+        assert_eq!(s.words().collect::<Vec<_>>(), t.words().collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn path_prefix_is_segment_aware() {
+        assert!(path_matches("/tr", "/tr"));
+        assert!(path_matches("/tr", "/tr/"));
+        assert!(!path_matches("/tr", "/tracks"));
+        assert!(path_matches("/maps", "/maps/embed"));
+        assert!(!path_matches("/maps", "/"));
+    }
+
+    #[test]
+    fn hosts_match_exact_wildcard_and_path() {
+        let c = cat();
+        let m = HostMatcher::new(&c);
+        let id = |h: &str, p: &str| m.lookup(h, p).map(|i| c.get(i).unwrap().id.clone());
+        assert_eq!(id("static.zdassets.com", "/"), Some("zendesk-chat".into()));
+        assert_eq!(id("a.b.zdassets.com", "/"), Some("zendesk-chat".into()));
+        assert_eq!(id("static.zdassets.com.", "/"), Some("zendesk-chat".into()));
+        assert_eq!(
+            id("connect.facebook.net", "/en_US/fbevents.js"),
+            Some("meta-pixel".into())
+        );
+        assert_eq!(id("www.facebook.com", "/tr"), Some("meta-pixel".into()));
+        assert_eq!(id("www.facebook.com", "/someprofile"), None);
+        assert_eq!(id("example.com", "/"), None);
+        assert_eq!(id("notzdassets.com", "/"), None);
+    }
+
+    #[test]
+    fn scripts_match_signatures() {
+        let c = cat();
+        let m = ScriptMatcher::new(&c);
+        let ids = |t: &str| {
+            m.services_in(t)
+                .iter()
+                .map(|i| c.get(i).unwrap().id.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            ids("window.$zopim||(function(d,s){})"),
+            vec!["zendesk-chat"]
+        );
+        assert_eq!(ids("var x = 1; console.log(x)"), Vec::<String>::new());
+        assert!(ids("window.fcWidget.init({token:'x'})").contains(&"freshchat".to_string()));
+    }
+}

@@ -1,0 +1,158 @@
+//! `Policy`: everything compiled once per configuration that the rewriter needs: the catalog,
+//! its matchers, CSS selectors and limits. Per request only the set of blocked services varies.
+
+use crate::catalog::{Catalog, Purpose};
+use crate::decision::Decision;
+use crate::matcher::{HostMatcher, ScriptMatcher, ServiceSet};
+
+/// Bounds on per-document work, stated up front (as lol_html does for its own buffers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RewriteLimits {
+    /// Inline `<script>` text buffered to classify it; over this the script is neutralized
+    /// unclassified (fail closed) and streamed on.
+    pub inline_script_max_bytes: usize,
+    /// lol_html's own buffer limit per document; over it the response is aborted.
+    pub max_memory_bytes: usize,
+}
+
+impl Default for RewriteLimits {
+    fn default() -> Self {
+        RewriteLimits {
+            inline_script_max_bytes: 1024 * 1024,
+            max_memory_bytes: 16 * 1024 * 1024,
+        }
+    }
+}
+
+/// Compiled CSS selectors (parsing them per request would dominate small pages).
+pub(crate) struct Selectors {
+    pub base: lol_html::Selector,
+    pub script: lol_html::Selector,
+    pub noscript: lol_html::Selector,
+    /// `(selector, URL attributes)`: elements made inert in place.
+    pub inert: Vec<(lol_html::Selector, &'static [UrlAttr])>,
+    pub link: lol_html::Selector,
+    pub ping: lol_html::Selector,
+    pub refresh: lol_html::Selector,
+    pub srcdoc: lol_html::Selector,
+}
+
+/// How an attribute holds URLs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum UrlKind {
+    One,
+    Srcset,
+}
+
+pub(crate) type UrlAttr = (&'static str, UrlKind);
+
+const SRC: &[UrlAttr] = &[("src", UrlKind::One)];
+const IMG: &[UrlAttr] = &[("src", UrlKind::One), ("srcset", UrlKind::Srcset)];
+const VIDEO: &[UrlAttr] = &[("src", UrlKind::One), ("poster", UrlKind::One)];
+const OBJECT: &[UrlAttr] = &[("data", UrlKind::One)];
+const SVG_HREF: &[UrlAttr] = &[("href", UrlKind::One), ("xlink:href", UrlKind::One)];
+
+impl Selectors {
+    fn new() -> Result<Self, String> {
+        let p = |s: &str| {
+            s.parse::<lol_html::Selector>()
+                .map_err(|e| format!("selector `{s}`: {e}"))
+        };
+        Ok(Selectors {
+            base: p("base[href]")?,
+            script: p("script")?,
+            noscript: p("noscript")?,
+            inert: vec![
+                (p("iframe")?, SRC),
+                (p("frame")?, SRC),
+                (p("img")?, IMG),
+                (p("source")?, IMG),
+                (p("input[src]")?, SRC),
+                (p("video")?, VIDEO),
+                (p("audio[src]")?, SRC),
+                (p("track[src]")?, SRC),
+                (p("embed[src]")?, SRC),
+                (p("object[data]")?, OBJECT),
+                // SVG: <image>, <use>, <feImage> fetch via href / xlink:href.
+                (p("image")?, SVG_HREF),
+                (p("use")?, SVG_HREF),
+                (p("feimage")?, SVG_HREF),
+            ],
+            link: p("link")?,
+            ping: p("[ping]")?,
+            refresh: p("meta[http-equiv]")?,
+            srcdoc: p("iframe[srcdoc]")?,
+        })
+    }
+}
+
+/// What the rewriter needs, compiled once per configuration.
+pub struct Policy {
+    pub catalog: Catalog,
+    pub hosts: HostMatcher,
+    pub scripts: ScriptMatcher,
+    pub limits: RewriteLimits,
+    pub(crate) selectors: Selectors,
+    /// Services that have inline signatures or patterns: only when one of them is blocked do
+    /// inline scripts need buffering.
+    pub(crate) with_signatures: ServiceSet,
+    necessary: ServiceSet,
+}
+
+impl std::fmt::Debug for Policy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Policy")
+            .field("services", &self.catalog.len())
+            .field("limits", &self.limits)
+            .finish()
+    }
+}
+
+impl Policy {
+    pub fn new(catalog: Catalog, limits: RewriteLimits) -> Result<Policy, String> {
+        let mut with_signatures = ServiceSet::new();
+        let mut necessary = ServiceSet::new();
+        for (i, s) in catalog.services().iter().enumerate() {
+            if !s.inline_signatures.is_empty() || !s.inline_patterns.is_empty() {
+                with_signatures.insert(i);
+            }
+            if s.purpose == Purpose::Necessary {
+                necessary.insert(i);
+            }
+        }
+        Ok(Policy {
+            hosts: HostMatcher::new(&catalog),
+            scripts: ScriptMatcher::new(&catalog),
+            selectors: Selectors::new()?,
+            catalog,
+            limits,
+            with_signatures,
+            necessary,
+        })
+    }
+
+    /// The services to neutralize for this decision: every non-necessary service not granted.
+    pub fn blocked(&self, d: &Decision) -> ServiceSet {
+        let mut set = ServiceSet::new();
+        for i in 0..self.catalog.len() {
+            if !self.necessary.contains(i) && !d.granted.contains(i) {
+                set.insert(i);
+            }
+        }
+        set
+    }
+
+    /// Space-separated ids of the services in `set`.
+    pub fn ids(&self, set: &ServiceSet) -> String {
+        let mut out = String::new();
+        for i in set.iter() {
+            if let Some(s) = self.catalog.get(i) {
+                if !out.is_empty() {
+                    out.push(' ');
+                }
+                out.push_str(&s.id);
+            }
+        }
+        out
+    }
+}

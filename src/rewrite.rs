@@ -1,0 +1,942 @@
+//! The rewriting core: HTML bytes in, HTML bytes out, no sockets. For every service in the
+//! blocked set it neutralizes what would make a browser contact that service.
+//!
+//! - `<script src>` → `type="text/plain"`, `data-consentgate-src`, `data-consentgate-service`
+//!   (and `data-consentgate-type` keeps a non-default type), so a client runtime can activate it.
+//! - inline `<script>` of a JavaScript type: buffered whole (up to a cap), classified by the
+//!   catalog's signatures, re-emitted either as it was or neutralized the same way.
+//! - `<iframe>/<frame>/<img>/<source>/<video>/<audio>/<track>/<embed>/<object>/<input>` and SVG
+//!   `<image>/<use>/<feImage>`: each URL attribute of the service moves to `data-consentgate-<attr>`.
+//! - `<link>` (any rel) to the service: removed. `ping` to it: dropped. `<meta http-equiv=refresh>`
+//!   to it: removed. `<iframe srcdoc>`: rewritten as a document of its own.
+//! - `<noscript>`: its raw text is what a browser without JavaScript parses as HTML, so it runs
+//!   through a nested rewriter with the same policy.
+//!
+//! Anything the rewriter cannot decide safely is an error; the caller must then end the response
+//! as broken, never pass the rest through.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use lol_html::html_content::{ContentType, Element, EndTag, TextChunk};
+use lol_html::send::{ElementContentHandlers, HtmlRewriter, Settings};
+use lol_html::{AsciiCompatibleEncoding, DocumentContentHandlers, MemorySettings, OutputSink};
+use std::borrow::Cow;
+
+use crate::error::RewriteError;
+use crate::matcher::ServiceSet;
+use crate::policy::{Policy, UrlAttr, UrlKind};
+use crate::urlctx::{refresh_url, UrlContext};
+
+type HandlerResult = lol_html::HandlerResult;
+
+/// What one document's rewrite did, for logs and metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RewriteStats {
+    /// Elements neutralized or removed.
+    pub neutralized: u32,
+    /// Inline scripts over the buffer cap, neutralized without classification.
+    pub unclassified_scripts: u32,
+}
+
+struct PendingScript {
+    attrs: Vec<(String, String)>,
+    text: String,
+    overflowed: bool,
+}
+
+struct DocCtx {
+    policy: Arc<Policy>,
+    blocked: Arc<ServiceSet>,
+    /// Some blocked service has inline signatures: inline scripts must be classified.
+    scan_inline: bool,
+    urls: UrlContext,
+    script: Option<PendingScript>,
+    stats: RewriteStats,
+}
+
+type Ctx = Arc<Mutex<DocCtx>>;
+
+fn lock(ctx: &Ctx) -> MutexGuard<'_, DocCtx> {
+    // A panic inside a handler would poison the lock; the data is per document and the
+    // rewriter is abandoned after an error, so the inner value is still usable for cleanup.
+    ctx.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[derive(Clone, Default)]
+struct SharedSink(Arc<Mutex<Vec<u8>>>);
+
+impl OutputSink for SharedSink {
+    fn handle_chunk(&mut self, chunk: &[u8]) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(chunk);
+    }
+}
+
+impl SharedSink {
+    fn take_into(&self, out: &mut Vec<u8>) {
+        let mut buf = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if out.is_empty() {
+            std::mem::swap(out, &mut buf);
+        } else {
+            out.append(&mut buf);
+        }
+    }
+}
+
+/// A streaming rewriter for one HTML document.
+pub struct PageRewriter {
+    inner: Option<HtmlRewriter<'static, SharedSink>>,
+    sink: SharedSink,
+    ctx: Ctx,
+}
+
+impl std::fmt::Debug for PageRewriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PageRewriter(..)")
+    }
+}
+
+/// The document's character encoding as far as the rewriter is concerned.
+#[derive(Debug, Clone, Copy)]
+pub struct Charset {
+    pub encoding: AsciiCompatibleEncoding,
+    /// Follow `<meta charset>`: only when neither a BOM nor the Content-Type named one.
+    pub from_meta: bool,
+}
+
+impl Default for Charset {
+    fn default() -> Self {
+        Charset {
+            encoding: AsciiCompatibleEncoding::utf_8(),
+            from_meta: true,
+        }
+    }
+}
+
+impl PageRewriter {
+    /// `blocked` must not be empty: with nothing to block, callers pass the body through.
+    pub fn new(policy: Arc<Policy>, blocked: ServiceSet, page: url::Url, charset: Charset) -> Self {
+        let scan_inline = blocked.iter().any(|i| policy.with_signatures.contains(i));
+        let ctx = Arc::new(Mutex::new(DocCtx {
+            policy: policy.clone(),
+            blocked: Arc::new(blocked),
+            scan_inline,
+            urls: UrlContext::new(page),
+            script: None,
+            stats: RewriteStats::default(),
+        }));
+        let sink = SharedSink::default();
+        let settings = settings(&policy, &ctx, true)
+            .with_encoding(charset.encoding)
+            .with_adjust_charset_on_meta_tag(charset.from_meta);
+        PageRewriter {
+            inner: Some(HtmlRewriter::new(settings, sink.clone())),
+            sink,
+            ctx,
+        }
+    }
+
+    /// Feeds a chunk; rewritten bytes ready so far are appended to `out`.
+    pub fn write(&mut self, chunk: &[u8], out: &mut Vec<u8>) -> Result<(), RewriteError> {
+        let Some(rw) = self.inner.as_mut() else {
+            return Err(RewriteError::Finished);
+        };
+        if let Err(e) = rw.write(chunk) {
+            // lol_html panics if a failed rewriter is used again: drop it now.
+            self.inner = None;
+            return Err(e.into());
+        }
+        self.sink.take_into(out);
+        Ok(())
+    }
+
+    /// Ends the document; the remaining bytes are appended to `out`.
+    pub fn finish(&mut self, out: &mut Vec<u8>) -> Result<RewriteStats, RewriteError> {
+        let Some(rw) = self.inner.take() else {
+            return Err(RewriteError::Finished);
+        };
+        rw.end()?;
+        self.sink.take_into(out);
+        Ok(lock(&self.ctx).stats.clone())
+    }
+
+    pub fn stats(&self) -> RewriteStats {
+        lock(&self.ctx).stats.clone()
+    }
+}
+
+/// Rewrites a whole document in one go (tests, `srcdoc`, embedding).
+pub fn rewrite_document(
+    policy: Arc<Policy>,
+    blocked: ServiceSet,
+    page: url::Url,
+    html: &[u8],
+) -> Result<Vec<u8>, RewriteError> {
+    let mut rw = PageRewriter::new(policy, blocked, page, Charset::default());
+    let mut out = Vec::with_capacity(html.len() + 256);
+    rw.write(html, &mut out)?;
+    rw.finish(&mut out)?;
+    Ok(out)
+}
+
+fn handler_error(msg: String) -> Box<dyn std::error::Error + Send + Sync> {
+    msg.into()
+}
+
+/// The lol_html settings for one document. `outer` adds the handlers that only make sense at
+/// the top level (noscript, inline script classification, srcdoc).
+fn settings<'s>(policy: &'s Policy, ctx: &Ctx, outer: bool) -> Settings<'static, 's> {
+    let sel = &policy.selectors;
+    let mut s = Settings::new_send().with_memory_settings(
+        MemorySettings::new().with_max_allowed_memory_usage(policy.limits.max_memory_bytes),
+    );
+    let c = ctx.clone();
+    s = s.append_element_content_handler((
+        Cow::Borrowed(&sel.base),
+        ElementContentHandlers::default().element(move |el: &mut Element<'_, '_, _>| {
+            if let Some(href) = el.get_attribute("href") {
+                lock(&c).urls.set_base(&href);
+            }
+            Ok(())
+        }),
+    ));
+    let c = ctx.clone();
+    let mut script = ElementContentHandlers::default()
+        .element(move |el: &mut Element<'_, '_, _>| on_script(&c, el, outer));
+    if outer {
+        let c = ctx.clone();
+        script = script.text(move |t: &mut TextChunk<'_>| on_script_text(&c, t));
+    }
+    s = s.append_element_content_handler((Cow::Borrowed(&sel.script), script));
+    for (selector, attrs) in &sel.inert {
+        let c = ctx.clone();
+        let attrs: &'static [UrlAttr] = attrs;
+        s = s.append_element_content_handler((
+            Cow::Borrowed(selector),
+            ElementContentHandlers::default()
+                .element(move |el: &mut Element<'_, '_, _>| make_inert(&c, el, attrs)),
+        ));
+    }
+    let c = ctx.clone();
+    s = s.append_element_content_handler((
+        Cow::Borrowed(&sel.link),
+        ElementContentHandlers::default().element(move |el: &mut Element<'_, '_, _>| {
+            let mut d = lock(&c);
+            let hit = el
+                .get_attribute("href")
+                .and_then(|h| d.blocked_service(&h, UrlKind::One))
+                .or_else(|| {
+                    ["imagesrcset", "imagesrcSet"]
+                        .iter()
+                        .find_map(|a| el.get_attribute(a))
+                        .and_then(|h| d.blocked_service(&h, UrlKind::Srcset))
+                });
+            if hit.is_some() {
+                el.remove();
+                d.stats.neutralized += 1;
+            }
+            Ok(())
+        }),
+    ));
+    let c = ctx.clone();
+    s = s.append_element_content_handler((
+        Cow::Borrowed(&sel.ping),
+        ElementContentHandlers::default().element(move |el: &mut Element<'_, '_, _>| {
+            let mut d = lock(&c);
+            let hit = el.get_attribute("ping").and_then(|v| {
+                d.urls
+                    .service_in_list(&v, &d.policy.hosts)
+                    .filter(|i| d.blocked.contains(*i))
+            });
+            if hit.is_some() {
+                el.remove_attribute("ping");
+                d.stats.neutralized += 1;
+            }
+            Ok(())
+        }),
+    ));
+    let c = ctx.clone();
+    s = s.append_element_content_handler((
+        Cow::Borrowed(&sel.refresh),
+        ElementContentHandlers::default().element(move |el: &mut Element<'_, '_, _>| {
+            let is_refresh = el
+                .get_attribute("http-equiv")
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("refresh"));
+            if !is_refresh {
+                return Ok(());
+            }
+            let mut d = lock(&c);
+            let hit = el
+                .get_attribute("content")
+                .and_then(|v| refresh_url(&v).and_then(|u| d.blocked_service(u, UrlKind::One)));
+            if hit.is_some() {
+                el.remove();
+                d.stats.neutralized += 1;
+            }
+            Ok(())
+        }),
+    ));
+    if outer {
+        let c = ctx.clone();
+        s = s.append_element_content_handler((
+            Cow::Borrowed(&sel.srcdoc),
+            ElementContentHandlers::default()
+                .element(move |el: &mut Element<'_, '_, _>| on_srcdoc(&c, el)),
+        ));
+        let slot: Arc<Mutex<Option<PageRewriter>>> = Arc::default();
+        let (c, sl) = (ctx.clone(), slot.clone());
+        let sl2 = slot.clone();
+        s = s.append_element_content_handler((
+            Cow::Borrowed(&sel.noscript),
+            ElementContentHandlers::default()
+                .element(move |el: &mut Element<'_, '_, _>| on_noscript(&c, &sl, el))
+                .text(move |t: &mut TextChunk<'_>| on_noscript_text(&sl2, t)),
+        ));
+        let c3 = ctx.clone();
+        s = s.append_document_content_handler(DocumentContentHandlers::default().end(
+            move |end: &mut lol_html::html_content::DocumentEnd<'_>| {
+                // End tags of elements left open at EOF never fire: flush what they held.
+                let mut tail = String::new();
+                if let Some(mut nested) = slot.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                    let mut out = Vec::new();
+                    nested
+                        .finish(&mut out)
+                        .map_err(|e| handler_error(format!("noscript: {e}")))?;
+                    tail.push_str(&String::from_utf8_lossy(&out));
+                }
+                let mut d = lock(&c3);
+                if let Some(p) = d.script.take() {
+                    tail.push_str(&d.emit_script(p, false));
+                }
+                drop(d);
+                if !tail.is_empty() {
+                    end.append(&tail, ContentType::Html);
+                }
+                Ok(())
+            },
+        ));
+    }
+    s
+}
+
+impl DocCtx {
+    fn blocked_service(&self, value: &str, kind: UrlKind) -> Option<usize> {
+        let hosts = &self.policy.hosts;
+        let svc = match kind {
+            UrlKind::One => self.urls.service_of(value, hosts),
+            UrlKind::Srcset => self.urls.service_in_srcset(value, hosts),
+        }?;
+        self.blocked.contains(svc).then_some(svc)
+    }
+
+    fn id(&self, svc: usize) -> &str {
+        self.policy
+            .catalog
+            .get(svc)
+            .map(|s| s.id.as_str())
+            .unwrap_or("unknown")
+    }
+
+    /// The script element as it should be emitted, with its end tag unless it was left open.
+    fn emit_script(&mut self, p: PendingScript, closed: bool) -> String {
+        let close = if closed { "</script>" } else { "" };
+        if p.overflowed {
+            // The neutralized start tag and the buffered head went out already.
+            return close.to_string();
+        }
+        let mut hits = self.policy.scripts.services_in(&p.text);
+        for i in hits.clone().iter() {
+            if !self.blocked.contains(i) {
+                hits.remove(i);
+            }
+        }
+        let tag = if hits.is_empty() {
+            start_tag(&p.attrs, None)
+        } else {
+            self.stats.neutralized += 1;
+            start_tag(&p.attrs, Some(&self.policy.ids(&hits)))
+        };
+        let mut s = String::with_capacity(tag.len() + p.text.len() + close.len());
+        s.push_str(&tag);
+        s.push_str(&p.text);
+        s.push_str(close);
+        s
+    }
+}
+
+/// Rebuilds a `<script>` start tag; with `neutralize`, as inert `text/plain` for those services.
+/// Values are raw source text (lol_html does not decode them), so only `"` needs escaping.
+fn start_tag(attrs: &[(String, String)], neutralize: Option<&str>) -> String {
+    let mut s = String::from("<script");
+    let push = |s: &mut String, name: &str, value: &str| {
+        s.push(' ');
+        s.push_str(name);
+        s.push_str("=\"");
+        for ch in value.chars() {
+            match ch {
+                '"' => s.push_str("&quot;"),
+                c => s.push(c),
+            }
+        }
+        s.push('"');
+    };
+    for (name, value) in attrs {
+        if neutralize.is_some() && name == "type" {
+            push(&mut s, "data-consentgate-type", value);
+        } else {
+            push(&mut s, name, value);
+        }
+    }
+    if let Some(ids) = neutralize {
+        push(&mut s, "type", "text/plain");
+        push(&mut s, "data-consentgate-service", ids);
+    }
+    s.push('>');
+    s
+}
+
+/// Whether a `<script type>` (and legacy `language`) is one a browser executes (HTML §4.12.1.1).
+/// Parameters after `;` are tolerated: over-blocking a non-executed script is harmless.
+pub fn is_script_type_executable(ty: Option<&str>, language: Option<&str>) -> bool {
+    let t = match ty {
+        Some(t) => t.trim(),
+        None => match language {
+            Some(l) if !l.trim().is_empty() => {
+                let l = l.trim().to_ascii_lowercase();
+                return l.starts_with("javascript")
+                    || l.starts_with("ecmascript")
+                    || l.starts_with("jscript")
+                    || l.starts_with("livescript");
+            }
+            _ => return true,
+        },
+    };
+    if t.is_empty() {
+        return true;
+    }
+    let essence = t
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    matches!(
+        essence.as_str(),
+        "module"
+            | "application/ecmascript"
+            | "application/javascript"
+            | "application/x-ecmascript"
+            | "application/x-javascript"
+            | "text/ecmascript"
+            | "text/javascript"
+            | "text/javascript1.0"
+            | "text/javascript1.1"
+            | "text/javascript1.2"
+            | "text/javascript1.3"
+            | "text/javascript1.4"
+            | "text/javascript1.5"
+            | "text/jscript"
+            | "text/livescript"
+            | "text/x-ecmascript"
+            | "text/x-javascript"
+    )
+}
+
+fn attrs_of(el: &Element<'_, '_, lol_html::send::SendHandlerTypes>) -> Vec<(String, String)> {
+    el.attributes()
+        .iter()
+        .map(|a| (a.name(), a.value()))
+        .collect()
+}
+
+fn data_attr(attr: &str) -> String {
+    format!("data-consentgate-{}", attr.replace(':', "-"))
+}
+
+fn on_script(
+    ctx: &Ctx,
+    el: &mut Element<'_, '_, lol_html::send::SendHandlerTypes>,
+    outer: bool,
+) -> HandlerResult {
+    let mut d = lock(ctx);
+    // HTML scripts use src; SVG scripts use href / xlink:href.
+    let src = ["src", "href", "xlink:href"]
+        .iter()
+        .find_map(|a| el.get_attribute(a).map(|v| (*a, v)));
+    if let Some((attr, url)) = src {
+        if let Some(svc) = d.blocked_service(&url, UrlKind::One) {
+            let ty = el.get_attribute("type");
+            el.remove_attribute(attr);
+            el.set_attribute(&data_attr(attr), &url)?;
+            if let Some(t) = ty {
+                el.set_attribute("data-consentgate-type", &t)?;
+            }
+            el.set_attribute("type", "text/plain")?;
+            el.set_attribute("data-consentgate-service", d.id(svc))?;
+            d.stats.neutralized += 1;
+        }
+        return Ok(());
+    }
+    if !outer || !d.scan_inline {
+        return Ok(());
+    }
+    let ty = el.get_attribute("type");
+    let lang = el.get_attribute("language");
+    if !is_script_type_executable(ty.as_deref(), lang.as_deref()) {
+        return Ok(());
+    }
+    // Decide on the whole text: hold the element back, buffer its text, emit at the end tag.
+    d.script = Some(PendingScript {
+        attrs: attrs_of(el),
+        text: String::new(),
+        overflowed: false,
+    });
+    drop(d);
+    el.remove_and_keep_content();
+    let c = ctx.clone();
+    el.on_end_tag(Box::new(move |end: &mut EndTag<'_>| {
+        let mut d = lock(&c);
+        if let Some(p) = d.script.take() {
+            let html = d.emit_script(p, true);
+            end.replace(&html, ContentType::Html);
+        }
+        Ok(())
+    }))?;
+    Ok(())
+}
+
+fn on_script_text(ctx: &Ctx, t: &mut TextChunk<'_>) -> HandlerResult {
+    let mut d = lock(ctx);
+    let cap = d.policy.limits.inline_script_max_bytes;
+    let Some(p) = d.script.as_mut() else {
+        return Ok(());
+    };
+    if p.overflowed {
+        return Ok(());
+    }
+    let chunk = t.as_str();
+    if p.text.len() + chunk.len() <= cap {
+        p.text.push_str(chunk);
+        t.remove();
+        return Ok(());
+    }
+    // Fail closed: too long to classify, so it must not run; stream the rest through inert.
+    p.overflowed = true;
+    let mut head = start_tag(&p.attrs, Some("unclassified"));
+    head.push_str(&p.text);
+    p.text = String::new();
+    t.before(&head, ContentType::Html);
+    d.stats.unclassified_scripts += 1;
+    d.stats.neutralized += 1;
+    tracing::warn!(
+        cap,
+        page = %d.urls.page(),
+        "inline script longer than the classification cap: neutralized unclassified"
+    );
+    Ok(())
+}
+
+fn make_inert(
+    ctx: &Ctx,
+    el: &mut Element<'_, '_, lol_html::send::SendHandlerTypes>,
+    attrs: &[UrlAttr],
+) -> HandlerResult {
+    let mut d = lock(ctx);
+    let mut first: Option<usize> = None;
+    for &(attr, kind) in attrs {
+        let Some(v) = el.get_attribute(attr) else {
+            continue;
+        };
+        if let Some(svc) = d.blocked_service(&v, kind) {
+            el.remove_attribute(attr);
+            el.set_attribute(&data_attr(attr), &v)?;
+            first.get_or_insert(svc);
+        }
+    }
+    if let Some(svc) = first {
+        el.set_attribute("data-consentgate-service", d.id(svc))?;
+        d.stats.neutralized += 1;
+    }
+    Ok(())
+}
+
+fn on_srcdoc(
+    ctx: &Ctx,
+    el: &mut Element<'_, '_, lol_html::send::SendHandlerTypes>,
+) -> HandlerResult {
+    let Some(doc) = el.get_attribute("srcdoc") else {
+        return Ok(());
+    };
+    let (policy, blocked, page) = {
+        let d = lock(ctx);
+        (
+            d.policy.clone(),
+            (*d.blocked).clone(),
+            d.urls.base().clone(),
+        )
+    };
+    let out = rewrite_document(policy, blocked, page, doc.as_bytes())
+        .map_err(|e| handler_error(format!("iframe srcdoc: {e}")))?;
+    let out = String::from_utf8_lossy(&out);
+    if out != doc {
+        el.set_attribute("srcdoc", &out)?;
+        lock(ctx).stats.neutralized += 1;
+    }
+    Ok(())
+}
+
+fn on_noscript(
+    ctx: &Ctx,
+    slot: &Arc<Mutex<Option<PageRewriter>>>,
+    el: &mut Element<'_, '_, lol_html::send::SendHandlerTypes>,
+) -> HandlerResult {
+    let (policy, blocked, base) = {
+        let d = lock(ctx);
+        (
+            d.policy.clone(),
+            (*d.blocked).clone(),
+            d.urls.base().clone(),
+        )
+    };
+    let nested = PageRewriter::new_nested(policy, blocked, base);
+    *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(nested);
+    let sl = slot.clone();
+    if el.can_have_content() {
+        el.on_end_tag(Box::new(move |end: &mut EndTag<'_>| {
+            if let Some(mut nested) = sl.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                let mut out = Vec::new();
+                nested
+                    .finish(&mut out)
+                    .map_err(|e| handler_error(format!("noscript: {e}")))?;
+                if !out.is_empty() {
+                    end.before(&String::from_utf8_lossy(&out), ContentType::Html);
+                }
+            }
+            Ok(())
+        }))?;
+    }
+    Ok(())
+}
+
+fn on_noscript_text(
+    slot: &Arc<Mutex<Option<PageRewriter>>>,
+    t: &mut TextChunk<'_>,
+) -> HandlerResult {
+    let mut guard = slot.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(nested) = guard.as_mut() else {
+        return Ok(());
+    };
+    let mut out = Vec::new();
+    nested
+        .write(t.as_str().as_bytes(), &mut out)
+        .map_err(|e| handler_error(format!("noscript: {e}")))?;
+    t.replace(&String::from_utf8_lossy(&out), ContentType::Html);
+    Ok(())
+}
+
+impl PageRewriter {
+    /// A rewriter for `<noscript>` content: the same element rules, UTF-8 (lol_html hands text
+    /// over decoded), no nested noscript or inline classification (scripts do not run there).
+    fn new_nested(policy: Arc<Policy>, blocked: ServiceSet, base: url::Url) -> Self {
+        let ctx = Arc::new(Mutex::new(DocCtx {
+            policy: policy.clone(),
+            blocked: Arc::new(blocked),
+            scan_inline: false,
+            urls: UrlContext::new(base),
+            script: None,
+            stats: RewriteStats::default(),
+        }));
+        let sink = SharedSink::default();
+        let settings = settings(&policy, &ctx, false);
+        PageRewriter {
+            inner: Some(HtmlRewriter::new(settings, sink.clone())),
+            sink,
+            ctx,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::{Catalog, Service};
+    use crate::decision::Decision;
+    use crate::policy::RewriteLimits;
+
+    const SVC: &str = r#"
+id = "chat"
+name = "Chat"
+purpose = "functional"
+description = "d"
+hosts = ["static.chat.test", "*.chatcdn.test", "www.social.test/tr"]
+inline_signatures = ["$chatq", "static.chat.test"]
+legal_basis = "consent"
+privacy_policy_url = "https://chat.test/privacy"
+[processor]
+name = "Chat Inc."
+address = "1 Road"
+country = "US"
+[transfer]
+third_country = true
+basis = "DPF"
+"#;
+
+    fn policy(cap: usize) -> Arc<Policy> {
+        let mut c = Catalog::default();
+        c.upsert(toml::from_str::<Service>(SVC).unwrap());
+        let mut other: Service = toml::from_str(SVC).unwrap();
+        other.id = "video".into();
+        other.hosts = vec!["video.test".into()];
+        other.inline_signatures = vec!["VideoPlayer(".into()];
+        c.upsert(other);
+        let limits = RewriteLimits {
+            inline_script_max_bytes: cap,
+            ..RewriteLimits::default()
+        };
+        Arc::new(Policy::new(c, limits).unwrap())
+    }
+
+    fn rw_with(p: &Arc<Policy>, granted: &[&str], html: &str) -> String {
+        let mut d = Decision::undecided();
+        for g in granted {
+            d.granted.insert(p.catalog.index_of(g).unwrap());
+        }
+        let blocked = p.blocked(&d);
+        let page = url::Url::parse("https://site.test/dir/page.html").unwrap();
+        let whole =
+            rewrite_document(p.clone(), blocked.clone(), page.clone(), html.as_bytes()).unwrap();
+        // Chunk boundaries must never matter.
+        for size in [1, 2, 3, 7, 64] {
+            let mut rw =
+                PageRewriter::new(p.clone(), blocked.clone(), page.clone(), Charset::default());
+            let mut out = Vec::new();
+            for c in html.as_bytes().chunks(size) {
+                rw.write(c, &mut out).unwrap();
+            }
+            rw.finish(&mut out).unwrap();
+            assert_eq!(
+                String::from_utf8_lossy(&out),
+                String::from_utf8_lossy(&whole),
+                "chunk size {size}"
+            );
+        }
+        String::from_utf8(whole).unwrap()
+    }
+
+    fn rw(html: &str) -> String {
+        rw_with(&policy(1 << 20), &[], html)
+    }
+
+    #[test]
+    fn script_src_is_neutralized() {
+        let out = rw(r#"<script async src="https://static.chat.test/w.js?k=1&amp;x=2"></script>"#);
+        assert_eq!(
+            out,
+            r#"<script async data-consentgate-src="https://static.chat.test/w.js?k=1&amp;x=2" type="text/plain" data-consentgate-service="chat"></script>"#
+        );
+        let out = rw(r#"<script type="module" src="//a.chatcdn.test/m.js"></script>"#);
+        assert!(out.contains(r#"data-consentgate-type="module""#), "{out}");
+        assert!(out.contains(r#"type="text/plain""#), "{out}");
+        assert!(!out.contains(" src="), "{out}");
+    }
+
+    #[test]
+    fn first_party_and_unknown_untouched() {
+        let html = r#"<script src="/app.js"></script><script>var a=1;</script><img src="https://cdn.other.test/x.png"><iframe src="page2.html"></iframe>"#;
+        assert_eq!(rw(html), html);
+    }
+
+    #[test]
+    fn inline_scripts_classified_on_whole_text() {
+        let html = "<p>x</p><script>window.$chatq=[];var s='//static.chat.test/l.js';</script><script>var ok=1;</script>";
+        let out = rw(html);
+        assert!(out.starts_with("<p>x</p><script type=\"text/plain\" data-consentgate-service=\"chat\">window.$chatq"), "{out}");
+        assert!(
+            out.ends_with("</script><script>var ok=1;</script>"),
+            "{out}"
+        );
+        // Consent: untouched.
+        assert_eq!(rw_with(&policy(1 << 20), &["chat", "video"], html), html);
+        // Non-JS types are data, not code.
+        let json = r#"<script type="application/ld+json">{"x":"$chatq"}</script>"#;
+        assert_eq!(rw(json), json);
+    }
+
+    #[test]
+    fn inline_script_at_eof_without_end_tag_is_not_lost() {
+        let out = rw("<script>window.$chatq=1");
+        assert!(out.contains("type=\"text/plain\""), "{out}");
+        assert!(out.contains("window.$chatq=1"), "{out}");
+        let out = rw("<script>var fine=1");
+        assert_eq!(out, "<script>var fine=1");
+    }
+
+    #[test]
+    fn inline_script_over_cap_fails_closed_without_losing_text() {
+        let p = policy(16);
+        let body = "var a = 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa';";
+        let out = rw_with(&p, &[], &format!("<script>{body}</script><p>after</p>"));
+        assert_eq!(
+            out,
+            format!("<script type=\"text/plain\" data-consentgate-service=\"unclassified\">{body}</script><p>after</p>")
+        );
+    }
+
+    #[test]
+    fn element_kinds() {
+        let cases = [
+            (
+                r#"<iframe src="https://static.chat.test/f"></iframe>"#,
+                r#"<iframe data-consentgate-src="https://static.chat.test/f" data-consentgate-service="chat"></iframe>"#,
+            ),
+            (
+                r#"<img src="https://www.social.test/tr?id=1" width=1>"#,
+                r#"<img width=1 data-consentgate-src="https://www.social.test/tr?id=1" data-consentgate-service="chat">"#,
+            ),
+            (
+                r#"<img src="https://www.social.test/profile">"#,
+                r#"<img src="https://www.social.test/profile">"#,
+            ),
+            (
+                r#"<img srcset="a.png 1x, https://static.chat.test/b.png 2x">"#,
+                r#"<img data-consentgate-srcset="a.png 1x, https://static.chat.test/b.png 2x" data-consentgate-service="chat">"#,
+            ),
+            (
+                r#"<video poster="https://static.chat.test/p.jpg"></video>"#,
+                r#"<video data-consentgate-poster="https://static.chat.test/p.jpg" data-consentgate-service="chat"></video>"#,
+            ),
+            (
+                r#"<embed src="https://static.chat.test/e">"#,
+                r#"<embed data-consentgate-src="https://static.chat.test/e" data-consentgate-service="chat">"#,
+            ),
+            (
+                r#"<object data="https://static.chat.test/o"></object>"#,
+                r#"<object data-consentgate-data="https://static.chat.test/o" data-consentgate-service="chat"></object>"#,
+            ),
+            (
+                r#"<link rel="preconnect" href="https://static.chat.test"><link rel="stylesheet" href="/s.css">"#,
+                r#"<link rel="stylesheet" href="/s.css">"#,
+            ),
+            (
+                r#"<a href="/x" ping="https://static.chat.test/p">x</a>"#,
+                r#"<a href="/x">x</a>"#,
+            ),
+            (
+                r#"<meta http-equiv="refresh" content="0; url=https://static.chat.test/">"#,
+                "",
+            ),
+            (
+                r#"<svg><image href="https://static.chat.test/i.svg"/></svg>"#,
+                r#"<svg><image data-consentgate-href="https://static.chat.test/i.svg" data-consentgate-service="chat" /></svg>"#,
+            ),
+            (
+                r#"<frame src="https://static.chat.test/f">"#,
+                r#"<frame data-consentgate-src="https://static.chat.test/f" data-consentgate-service="chat">"#,
+            ),
+        ];
+        for (input, want) in cases {
+            assert_eq!(rw(input), want, "{input}");
+        }
+    }
+
+    #[test]
+    fn url_forms() {
+        for u in [
+            "https://static.chat.test/x",
+            "//static.chat.test/x",
+            "HTTPS://Static.Chat.TEST/x",
+            "https://static.chat.test./x",
+            "https://u:p@static.chat.test/x",
+            "&#x68;ttps://static.chat.test/x",
+            "https:&#47;&#47;static.chat.test/x",
+            " https://static.chat.test/x ",
+        ] {
+            let out = rw(&format!(r#"<iframe src="{u}"></iframe>"#));
+            assert!(
+                out.contains("data-consentgate-service=\"chat\""),
+                "{u}: {out}"
+            );
+            assert!(!out.contains(" src="), "{u}: {out}");
+        }
+    }
+
+    #[test]
+    fn inline_script_attributes_survive_rebuild_exactly() {
+        let html = r#"<script data-x='a"b' data-y="p&amp;q" nonce=abc>window.$chatq=1</script>"#;
+        let out = rw(html);
+        assert!(
+            out.starts_with(
+                r#"<script data-x="a&quot;b" data-y="p&amp;q" nonce="abc" type="text/plain""#
+            ),
+            "{out}"
+        );
+        let html = r#"<script data-y="p&amp;q">var fine=1</script>"#;
+        assert_eq!(rw(html), r#"<script data-y="p&amp;q">var fine=1</script>"#);
+    }
+
+    #[test]
+    fn base_href_redirects_relative_urls() {
+        let out = rw(r#"<base href="https://static.chat.test/"><iframe src="w.html"></iframe>"#);
+        assert!(out.contains("data-consentgate-src=\"w.html\""), "{out}");
+    }
+
+    #[test]
+    fn comments_stay_as_they_are() {
+        let html = r#"<!-- <script src="https://static.chat.test/x.js"></script> -->"#;
+        assert_eq!(rw(html), html);
+    }
+
+    #[test]
+    fn noscript_content_is_rewritten_as_html() {
+        let out = rw(
+            r#"<noscript><img height="1" src="https://www.social.test/tr?id=1&ev=PageView&noscript=1"/></noscript><p>x</p>"#,
+        );
+        assert!(!out.contains(" src="), "{out}");
+        assert!(out.contains("data-consentgate-src"), "{out}");
+        assert!(out.ends_with("</noscript><p>x</p>"), "{out}");
+        let ok = r#"<noscript><p>Enable JS</p></noscript>"#;
+        assert_eq!(rw(ok), ok);
+        // Unclosed at EOF.
+        let out = rw(r#"<noscript><img src="https://static.chat.test/p.gif">"#);
+        assert!(!out.contains(" src="), "{out}");
+    }
+
+    #[test]
+    fn srcdoc_is_rewritten() {
+        let out = rw(
+            r#"<iframe srcdoc="<script src='https://static.chat.test/x.js'></script>"></iframe>"#,
+        );
+        assert!(out.contains("data-consentgate-src"), "{out}");
+        assert!(!out.contains("src='https"), "{out}");
+    }
+
+    #[test]
+    fn partial_consent_blocks_only_refused() {
+        let p = policy(1 << 20);
+        let html = r#"<iframe src="https://video.test/e"></iframe><script src="https://static.chat.test/w.js"></script>"#;
+        let out = rw_with(&p, &["video"], html);
+        assert!(
+            out.starts_with(r#"<iframe src="https://video.test/e"></iframe>"#),
+            "{out}"
+        );
+        assert!(out.contains("data-consentgate-service=\"chat\""), "{out}");
+    }
+
+    #[test]
+    fn script_type_rules() {
+        assert!(is_script_type_executable(None, None));
+        assert!(is_script_type_executable(Some(""), None));
+        assert!(is_script_type_executable(Some(" Text/JavaScript "), None));
+        assert!(is_script_type_executable(Some("module"), None));
+        assert!(is_script_type_executable(
+            Some("text/javascript; charset=utf-8"),
+            None
+        ));
+        assert!(!is_script_type_executable(Some("application/json"), None));
+        assert!(!is_script_type_executable(Some("text/template"), None));
+        assert!(is_script_type_executable(None, Some("JavaScript1.2")));
+        assert!(!is_script_type_executable(None, Some("vbscript")));
+    }
+}

@@ -1,0 +1,246 @@
+//! Resolving attribute URLs the way a browser does (page URL, then `<base href>`), and deciding
+//! which service, if any, a URL belongs to.
+//!
+//! lol_html hands attribute values over raw, so they are entity-decoded here first with the
+//! WHATWG attribute rules (`htmlize`): `&#47;&#47;host` is `//host`. `url` then applies the WHATWG rules: case, IDNA to punycode, `user@host`,
+//! backslashes, stripped tabs and newlines, IPv4 forms.
+
+use url::Url;
+
+use crate::matcher::HostMatcher;
+
+/// The document's URL context while it streams.
+#[derive(Debug, Clone)]
+pub struct UrlContext {
+    page: Url,
+    base: Option<Url>,
+}
+
+/// True when `s` is certainly a relative reference that keeps the base's host (a path, query
+/// or fragment), so it can be classified without parsing. Anything unusual takes the slow path.
+fn is_plain_relative(s: &str) -> bool {
+    let b = s.as_bytes();
+    if b.iter()
+        .any(|&c| c == b'\t' || c == b'\n' || c == b'\r' || c == b'\\')
+    {
+        return false;
+    }
+    match b.first() {
+        None => true,
+        Some(b'/') => b.get(1) != Some(&b'/'),
+        Some(_) => match b
+            .iter()
+            .position(|&c| matches!(c, b':' | b'/' | b'?' | b'#'))
+        {
+            Some(i) => b[i] != b':',
+            None => true,
+        },
+    }
+}
+
+impl UrlContext {
+    pub fn new(page: Url) -> Self {
+        UrlContext { page, base: None }
+    }
+
+    pub fn page(&self) -> &Url {
+        &self.page
+    }
+
+    /// The first `<base href>` wins (HTML §4.2.3); later ones are ignored by browsers.
+    pub fn set_base(&mut self, href: &str) {
+        if self.base.is_some() {
+            return;
+        }
+        if let Ok(u) = self.page.join(href.trim()) {
+            if matches!(u.scheme(), "http" | "https") {
+                self.base = Some(u);
+            }
+        }
+    }
+
+    pub fn base(&self) -> &Url {
+        self.base.as_ref().unwrap_or(&self.page)
+    }
+
+    /// The service a single URL attribute value (raw, as in the source) belongs to.
+    pub fn service_of(&self, raw: &str, hosts: &HostMatcher) -> Option<usize> {
+        self.service_of_decoded(&decode(raw), hosts)
+    }
+
+    fn service_of_decoded(&self, v: &str, hosts: &HostMatcher) -> Option<usize> {
+        let v = v.trim_matches(|c: char| c <= ' ');
+        if v.is_empty() {
+            return None;
+        }
+        let base = self.base();
+        if is_plain_relative(v) && !hosts.knows_host(base.host_str().unwrap_or("")) {
+            return None;
+        }
+        base.join(v).ok().and_then(|u| hosts.lookup_url(&u))
+    }
+
+    /// The first service among the candidates of a `srcset` (or `imagesrcset`) value.
+    pub fn service_in_srcset(&self, srcset: &str, hosts: &HostMatcher) -> Option<usize> {
+        srcset_urls(&decode(srcset)).find_map(|u| self.service_of_decoded(u, hosts))
+    }
+
+    /// The first service among space-separated URLs (`<a ping>`).
+    pub fn service_in_list(&self, list: &str, hosts: &HostMatcher) -> Option<usize> {
+        decode(list)
+            .split_ascii_whitespace()
+            .find_map(|u| self.service_of_decoded(u, hosts))
+    }
+}
+
+/// A raw attribute value with its character references decoded.
+pub fn decode(raw: &str) -> std::borrow::Cow<'_, str> {
+    if raw.contains('&') {
+        htmlize::unescape_attribute(raw)
+    } else {
+        std::borrow::Cow::Borrowed(raw)
+    }
+}
+
+/// The URLs of a `srcset` attribute (HTML §4.8.4.3.11, without the descriptors).
+pub fn srcset_urls(s: &str) -> impl Iterator<Item = &str> {
+    let mut rest = s;
+    std::iter::from_fn(move || {
+        rest = rest.trim_start_matches(|c: char| c.is_ascii_whitespace() || c == ',');
+        if rest.is_empty() {
+            return None;
+        }
+        let end = rest
+            .find(|c: char| c.is_ascii_whitespace())
+            .unwrap_or(rest.len());
+        let mut url = &rest[..end];
+        rest = &rest[end..];
+        if url.ends_with(',') {
+            url = url.trim_end_matches(',');
+        } else {
+            // Skip descriptors up to the next comma outside parentheses.
+            let mut depth = 0u32;
+            let mut cut = rest.len();
+            for (i, c) in rest.char_indices() {
+                match c {
+                    '(' => depth += 1,
+                    ')' => depth = depth.saturating_sub(1),
+                    ',' if depth == 0 => {
+                        cut = i + 1;
+                        break;
+                    }
+                    _ => {}
+                }
+            }
+            rest = &rest[cut..];
+        }
+        Some(url)
+    })
+}
+
+/// The URL of a `<meta http-equiv=refresh content="5; url=...">`.
+pub fn refresh_url(content: &str) -> Option<&str> {
+    let s = content.trim_start();
+    let s = s.trim_start_matches(|c: char| c.is_ascii_digit() || c == '.');
+    let s = s.trim_start_matches(|c: char| c.is_ascii_whitespace() || c == ';' || c == ',');
+    if s.is_empty() {
+        return None;
+    }
+    let s = if s.len() >= 3 && s[..3].eq_ignore_ascii_case("url") {
+        let t = s[3..].trim_start();
+        t.strip_prefix('=').map(str::trim_start).unwrap_or(s)
+    } else {
+        s
+    };
+    let s = s.trim_matches(|c| c == '\'' || c == '"');
+    (!s.is_empty()).then_some(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::Catalog;
+
+    fn svc(ctx: &UrlContext, v: &str) -> Option<String> {
+        let c = Catalog::builtin().unwrap();
+        let m = HostMatcher::new(&c);
+        ctx.service_of(v, &m).map(|i| c.get(i).unwrap().id.clone())
+    }
+
+    #[test]
+    fn plain_relative_detection() {
+        for s in ["a.js", "/a.js", "?x", "#f", "a/b:c", "", "./x"] {
+            assert!(is_plain_relative(s), "{s}");
+        }
+        for s in ["//h/x", "http:x", "/\\h", "\\\\h", "java\nscript:x", "a:b"] {
+            assert!(!is_plain_relative(s), "{s}");
+        }
+    }
+
+    #[test]
+    fn url_forms_resolve_to_services() {
+        let ctx = UrlContext::new(Url::parse("https://shop.example/p/x.html").unwrap());
+        let z = Some("zendesk-chat".to_string());
+        assert_eq!(svc(&ctx, "https://static.zdassets.com/ekr/snippet.js"), z);
+        assert_eq!(svc(&ctx, "//static.zdassets.com/x"), z);
+        assert_eq!(svc(&ctx, "HTTPS://STATIC.ZDASSETS.COM/x"), z);
+        assert_eq!(svc(&ctx, "https://static.zdassets.com./x"), z);
+        assert_eq!(svc(&ctx, "https://user:pw@static.zdassets.com/x"), z);
+        assert_eq!(svc(&ctx, "  https://static.zd\tassets.com/x  "), z);
+        assert_eq!(svc(&ctx, "/\\static.zdassets.com/x"), z);
+        assert_eq!(svc(&ctx, "/local.js"), None);
+        assert_eq!(svc(&ctx, "local.js"), None);
+        assert_eq!(svc(&ctx, "data:text/javascript,1"), None);
+        assert_eq!(svc(&ctx, "https://example.com/x"), None);
+    }
+
+    #[test]
+    fn idn_hosts_match_punycode_patterns() {
+        let c = Catalog::builtin().unwrap();
+        let mut svc_def = c.get(0).unwrap().clone();
+        svc_def.id = "idn".into();
+        svc_def.hosts = vec!["xn--bcher-kva.example".into()];
+        let mut c = c;
+        c.upsert(svc_def);
+        let m = HostMatcher::new(&c);
+        let ctx = UrlContext::new(Url::parse("https://shop.example/").unwrap());
+        let i = c.index_of("idn");
+        assert_eq!(ctx.service_of("https://BÜCHER.example/x", &m), i);
+        assert_eq!(ctx.service_of("https://xn--bcher-kva.example/x", &m), i);
+    }
+
+    #[test]
+    fn relative_urls_follow_base() {
+        let mut ctx = UrlContext::new(Url::parse("https://shop.example/").unwrap());
+        ctx.set_base("https://static.zdassets.com/ekr/");
+        ctx.set_base("https://ignored.example/");
+        assert_eq!(svc(&ctx, "snippet.js"), Some("zendesk-chat".into()));
+        assert_eq!(svc(&ctx, "/x"), Some("zendesk-chat".into()));
+        let mut ctx = UrlContext::new(Url::parse("https://shop.example/").unwrap());
+        ctx.set_base("//www.facebook.com/");
+        assert_eq!(svc(&ctx, "tr?id=1"), Some("meta-pixel".into()));
+        assert_eq!(svc(&ctx, "profile"), None);
+    }
+
+    #[test]
+    fn srcset_parsing() {
+        let v: Vec<_> = srcset_urls("a.png 1x, https://x.test/b.png 2x,c.png").collect();
+        assert_eq!(v, vec!["a.png", "https://x.test/b.png", "c.png"]);
+        let v: Vec<_> = srcset_urls("a.png,b.png").collect();
+        assert_eq!(v, vec!["a.png,b.png"]);
+        let v: Vec<_> = srcset_urls(" a.png (x, y) 2x , b.png").collect();
+        assert_eq!(v, vec!["a.png", "b.png"]);
+        assert_eq!(srcset_urls("").count(), 0);
+    }
+
+    #[test]
+    fn refresh_parsing() {
+        assert_eq!(
+            refresh_url("5; url=https://x.test/"),
+            Some("https://x.test/")
+        );
+        assert_eq!(refresh_url("0;URL='/a'"), Some("/a"));
+        assert_eq!(refresh_url("0, https://x.test"), Some("https://x.test"));
+        assert_eq!(refresh_url("10"), None);
+    }
+}
