@@ -176,7 +176,7 @@ impl Decoder {
 
     /// Ends the stream; a truncated compressed body is an error.
     pub fn finish(
-        mut self,
+        self,
         emit: &mut dyn FnMut(&[u8]) -> Result<(), RewriteError>,
     ) -> Result<(), RewriteError> {
         let coding = self.coding;

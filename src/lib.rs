@@ -5,9 +5,11 @@
 
 pub mod catalog;
 pub mod codec;
+pub mod config;
 pub mod decision;
 pub mod error;
 pub mod matcher;
+pub mod pipeline;
 pub mod policy;
 pub mod rewrite;
 pub mod urlctx;

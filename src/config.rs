@@ -1,0 +1,497 @@
+//! TOML configuration. Every section is optional; `consentgate --listen A --upstream U` runs
+//! with no file at all. `check` reports every problem at once, each with its key path and line.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+
+use crate::catalog::{Catalog, Service};
+use crate::error::{ConfigError, ConfigErrors};
+use crate::policy::RewriteLimits;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    listen: Option<String>,
+    trust_forwarded_headers: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUpstream {
+    url: Option<String>,
+    host_header: Option<String>,
+    connect_timeout_ms: Option<u64>,
+    read_timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConsent {
+    endpoint_prefix: Option<String>,
+    cookie_name: Option<String>,
+    max_age_days: Option<u32>,
+    key: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRewrite {
+    inline_script_max_bytes: Option<usize>,
+    max_memory_bytes: Option<usize>,
+}
+
+const SECTIONS: &[&str] = &["server", "upstream", "consent", "rewrite", "services"];
+
+/// How the `Host` header sent upstream is chosen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostHeader {
+    /// The client's `Host` (the default: the origin serves the public site name).
+    Client,
+    /// The host (and port) of `upstream.url`.
+    Upstream,
+    /// A fixed value.
+    Fixed(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    /// Keep and extend incoming `X-Forwarded-*`/`Forwarded` (only behind a trusted proxy).
+    pub trust_forwarded_headers: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct UpstreamConfig {
+    pub url: url::Url,
+    pub host_header: HostHeader,
+    pub connect_timeout: Duration,
+    /// Time allowed for the response head, and between two body chunks.
+    pub read_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct ConsentConfig {
+    pub endpoint_prefix: String,
+    pub cookie_name: String,
+    pub max_age: Duration,
+    /// HMAC key for the consent cookie; `None` means "from CONSENTGATE_KEY, else random".
+    pub key: Option<String>,
+}
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub upstream: UpstreamConfig,
+    pub consent: ConsentConfig,
+    pub rewrite: RewriteLimits,
+    /// The built-in catalog with the user's `[[services]]` applied.
+    pub catalog: Catalog,
+}
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_UPSTREAM: &str = "http://127.0.0.1:9000";
+
+impl Config {
+    /// The configuration used when no file is given.
+    pub fn defaults() -> Result<Config, ConfigErrors> {
+        Config::parse("")
+    }
+
+    /// Parses and validates a TOML document, collecting every problem.
+    pub fn parse(text: &str) -> Result<Config, ConfigErrors> {
+        let doc = match toml_edit::ImDocument::parse(text.to_string()) {
+            Ok(d) => d,
+            Err(e) => {
+                let line = e
+                    .span()
+                    .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+                return Err(ConfigErrors(vec![ConfigError {
+                    path: "(syntax)".into(),
+                    line,
+                    message: e.message().trim().to_string(),
+                }]));
+            }
+        };
+        let table: toml::Table = match toml::from_str(text) {
+            Ok(t) => t,
+            Err(e) => {
+                return Err(ConfigErrors(vec![ConfigError::new(
+                    "(syntax)",
+                    e.message().to_string(),
+                )]))
+            }
+        };
+        let mut errors = Vec::new();
+        for key in table.keys() {
+            if !SECTIONS.contains(&key.as_str()) {
+                errors.push(ConfigError::new(
+                    key.clone(),
+                    format!("unknown section; expected one of {}", SECTIONS.join(", ")),
+                ));
+            }
+        }
+        let server: RawServer = section(&table, "server", &mut errors);
+        let upstream: RawUpstream = section(&table, "upstream", &mut errors);
+        let consent: RawConsent = section(&table, "consent", &mut errors);
+        let rewrite: RawRewrite = section(&table, "rewrite", &mut errors);
+
+        let listen = server.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
+        let listen = listen.parse::<SocketAddr>().unwrap_or_else(|e| {
+            errors.push(ConfigError::new(
+                "server.listen",
+                format!("`{listen}` is not an address:port ({e})"),
+            ));
+            SocketAddr::from(([127, 0, 0, 1], 8080))
+        });
+
+        let url_text = upstream.url.as_deref().unwrap_or(DEFAULT_UPSTREAM);
+        let url = match parse_upstream_url(url_text) {
+            Ok(u) => u,
+            Err(msg) => {
+                errors.push(ConfigError::new("upstream.url", msg));
+                url::Url::parse(DEFAULT_UPSTREAM).unwrap_or_else(|_| unreachable!())
+            }
+        };
+        let host_header = match upstream.host_header.as_deref() {
+            None | Some("client") => HostHeader::Client,
+            Some("upstream") => HostHeader::Upstream,
+            Some(v) if !v.is_empty() && http::HeaderValue::from_str(v).is_ok() => {
+                HostHeader::Fixed(v.to_string())
+            }
+            Some(v) => {
+                errors.push(ConfigError::new(
+                    "upstream.host_header",
+                    format!("`{v}`: use \"client\", \"upstream\" or a host name"),
+                ));
+                HostHeader::Client
+            }
+        };
+        let ms = |v: Option<u64>, default: u64, key: &str, errors: &mut Vec<ConfigError>| {
+            let v = v.unwrap_or(default);
+            if v == 0 {
+                errors.push(ConfigError::new(key, "must be greater than 0"));
+            }
+            Duration::from_millis(v.max(1))
+        };
+        let connect_timeout = ms(
+            upstream.connect_timeout_ms,
+            5_000,
+            "upstream.connect_timeout_ms",
+            &mut errors,
+        );
+        let read_timeout = ms(
+            upstream.read_timeout_ms,
+            30_000,
+            "upstream.read_timeout_ms",
+            &mut errors,
+        );
+
+        let prefix = consent
+            .endpoint_prefix
+            .unwrap_or_else(|| "/__consent".to_string());
+        if !prefix.starts_with('/')
+            || prefix.len() < 2
+            || prefix.ends_with('/')
+            || prefix.contains(['?', '#', ' '])
+        {
+            errors.push(ConfigError::new(
+                "consent.endpoint_prefix",
+                format!("`{prefix}` must be a path like /__consent (leading /, no trailing /)"),
+            ));
+        }
+        let cookie_name = consent
+            .cookie_name
+            .unwrap_or_else(|| "consentgate".to_string());
+        if cookie_name.is_empty()
+            || !cookie_name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        {
+            errors.push(ConfigError::new(
+                "consent.cookie_name",
+                format!("`{cookie_name}` is not a valid cookie name (A-Z a-z 0-9 - _ .)"),
+            ));
+        }
+        let days = consent.max_age_days.unwrap_or(180);
+        if days == 0 || days > 395 {
+            errors.push(ConfigError::new(
+                "consent.max_age_days",
+                format!("{days}: must be between 1 and 395 (13 months)"),
+            ));
+        }
+        if let Some(k) = &consent.key {
+            if k.len() < 32 {
+                errors.push(ConfigError::new(
+                    "consent.key",
+                    "must be at least 32 characters (use a random string, e.g. `openssl rand -hex 32`)",
+                ));
+            }
+        }
+
+        let defaults = RewriteLimits::default();
+        let limits = RewriteLimits {
+            inline_script_max_bytes: rewrite
+                .inline_script_max_bytes
+                .unwrap_or(defaults.inline_script_max_bytes),
+            max_memory_bytes: rewrite
+                .max_memory_bytes
+                .unwrap_or(defaults.max_memory_bytes),
+        };
+        if limits.inline_script_max_bytes < 1024 {
+            errors.push(ConfigError::new(
+                "rewrite.inline_script_max_bytes",
+                "must be at least 1024",
+            ));
+        }
+        if limits.max_memory_bytes < 64 * 1024 {
+            errors.push(ConfigError::new(
+                "rewrite.max_memory_bytes",
+                "must be at least 65536",
+            ));
+        }
+
+        let mut catalog = match Catalog::builtin() {
+            Ok(c) => c,
+            Err(mut e) => {
+                errors.append(&mut e);
+                Catalog::default()
+            }
+        };
+        match table.get("services") {
+            None => {}
+            Some(toml::Value::Array(items)) => {
+                let mut seen = std::collections::HashSet::new();
+                for (i, item) in items.iter().enumerate() {
+                    let path = format!("services[{i}]");
+                    match serde_path_to_error::deserialize::<_, Service>(item.clone()) {
+                        Ok(svc) => {
+                            svc.validate(&path, &mut errors);
+                            if !seen.insert(svc.id.clone()) {
+                                errors.push(ConfigError::new(
+                                    format!("{path}.id"),
+                                    format!("`{}` is defined twice in this file", svc.id),
+                                ));
+                            }
+                            catalog.upsert(svc);
+                        }
+                        Err(e) => errors.push(located(&path, e)),
+                    }
+                }
+            }
+            Some(_) => errors.push(ConfigError::new(
+                "services",
+                "must be an array of tables: [[services]]",
+            )),
+        }
+
+        if !errors.is_empty() {
+            for e in &mut errors {
+                e.line = e.line.or_else(|| line_of(&doc, text, &e.path));
+            }
+            return Err(ConfigErrors(errors));
+        }
+        Ok(Config {
+            server: ServerConfig {
+                listen,
+                trust_forwarded_headers: server.trust_forwarded_headers.unwrap_or(false),
+            },
+            upstream: UpstreamConfig {
+                url,
+                host_header,
+                connect_timeout,
+                read_timeout,
+            },
+            consent: ConsentConfig {
+                endpoint_prefix: prefix,
+                cookie_name,
+                max_age: Duration::from_secs(u64::from(days) * 86_400),
+                key: consent.key,
+            },
+            rewrite: limits,
+            catalog,
+        })
+    }
+
+    /// Reads and parses a file; I/O problems are reported like config problems.
+    pub fn load(path: &std::path::Path) -> Result<Config, ConfigErrors> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigErrors(vec![ConfigError::new(
+                path.display().to_string(),
+                format!("cannot read: {e}"),
+            )])
+        })?;
+        Config::parse(&text)
+    }
+}
+
+/// `http(s)://host[:port]` with an optional path prefix; query and fragment make no sense.
+pub fn parse_upstream_url(s: &str) -> Result<url::Url, String> {
+    let u = url::Url::parse(s).map_err(|e| format!("`{s}` is not a URL ({e})"))?;
+    if !matches!(u.scheme(), "http" | "https") {
+        return Err(format!("`{s}`: scheme must be http or https"));
+    }
+    if u.host_str().is_none() {
+        return Err(format!("`{s}`: no host"));
+    }
+    if u.query().is_some() || u.fragment().is_some() || !u.username().is_empty() {
+        return Err(format!("`{s}`: no query, fragment or credentials allowed"));
+    }
+    Ok(u)
+}
+
+fn located(prefix: &str, e: serde_path_to_error::Error<toml::de::Error>) -> ConfigError {
+    let inner = e.path().to_string();
+    let path = if inner == "." || inner.is_empty() {
+        prefix.to_string()
+    } else {
+        format!("{prefix}.{inner}")
+    };
+    ConfigError::new(path, e.into_inner().message().to_string())
+}
+
+fn section<T: DeserializeOwned + Default>(
+    table: &toml::Table,
+    key: &str,
+    errors: &mut Vec<ConfigError>,
+) -> T {
+    match table.get(key) {
+        None => T::default(),
+        Some(v) => serde_path_to_error::deserialize(v.clone()).unwrap_or_else(|e| {
+            errors.push(located(key, e));
+            T::default()
+        }),
+    }
+}
+
+/// The 1-based line of the deepest item of `path` (`a.b[2].c`) present in the document.
+fn line_of(doc: &toml_edit::ImDocument<String>, text: &str, path: &str) -> Option<usize> {
+    let mut item: &toml_edit::Item = doc.as_item();
+    let mut span = None;
+    for seg in path.split('.') {
+        let (key, index) = match seg.find('[') {
+            Some(i) => (
+                &seg[..i],
+                seg[i + 1..].trim_end_matches(']').parse::<usize>().ok(),
+            ),
+            None => (seg, None),
+        };
+        let Some(next) = item.get(key) else { break };
+        item = next;
+        span = item.span().or(span);
+        if let Some(i) = index {
+            let Some(next) = item.get(i) else { break };
+            item = next;
+            span = item.span().or(span);
+        }
+    }
+    let start = span?.start.min(text.len());
+    Some(text[..start].matches('\n').count() + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_config_is_the_default() {
+        let c = Config::defaults().unwrap();
+        assert_eq!(c.server.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(c.consent.endpoint_prefix, "/__consent");
+        assert_eq!(c.consent.max_age, Duration::from_secs(180 * 86_400));
+        assert!(c.catalog.index_of("zendesk-chat").is_some());
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_path_and_line() {
+        let text = r#"
+[server]
+listen = "nope"
+
+[upstream]
+url = "ftp://x"
+connect_timeout_ms = "fast"
+
+[consent]
+max_age_days = 0
+colour = "blue"
+
+[[services]]
+id = "Bad Id"
+name = "x"
+purpose = "spying"
+"#;
+        let errs = Config::parse(text).unwrap_err().0;
+        let paths: Vec<_> = errs.iter().map(|e| (e.path.as_str(), e.line)).collect();
+        assert!(paths.contains(&("server.listen", Some(3))), "{errs:?}");
+        assert!(
+            paths.iter().any(|(p, _)| p.starts_with("upstream")),
+            "{errs:?}"
+        );
+        assert!(
+            paths.iter().any(|(p, _)| p.starts_with("consent")),
+            "{errs:?}"
+        );
+        assert!(
+            paths
+                .iter()
+                .any(|(p, l)| p.starts_with("services[0]") && l.is_some()),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn semantic_errors_are_all_collected() {
+        let text = r#"
+[upstream]
+url = "ftp://x"
+[consent]
+max_age_days = 0
+key = "short"
+endpoint_prefix = "nope"
+"#;
+        let errs = Config::parse(text).unwrap_err().0;
+        let paths: Vec<_> = errs.iter().map(|e| e.path.as_str()).collect();
+        for p in [
+            "upstream.url",
+            "consent.max_age_days",
+            "consent.key",
+            "consent.endpoint_prefix",
+        ] {
+            assert!(paths.contains(&p), "{p} missing in {errs:?}");
+        }
+        assert_eq!(
+            errs.iter().find(|e| e.path == "consent.key").unwrap().line,
+            Some(6)
+        );
+    }
+
+    #[test]
+    fn syntax_errors_have_a_line() {
+        let errs = Config::parse("[server]\nlisten = \n").unwrap_err().0;
+        assert_eq!(errs.len(), 1);
+        assert_eq!(errs[0].line, Some(2));
+    }
+
+    #[test]
+    fn user_services_extend_and_override() {
+        let text = r#"
+[[services]]
+id = "acme-chat"
+name = "Acme Chat"
+purpose = "functional"
+description = "Chat"
+hosts = ["chat.acme.test"]
+legal_basis = "Consent"
+privacy_policy_url = "https://acme.test/p"
+processor = { name = "Acme", address = "1 Road", country = "DE" }
+transfer = { third_country = false, basis = "None needed" }
+"#;
+        let c = Config::parse(text).unwrap();
+        assert!(c.catalog.index_of("acme-chat").is_some());
+        assert!(c.catalog.index_of("youtube").is_some());
+    }
+}

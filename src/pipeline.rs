@@ -1,0 +1,379 @@
+//! One HTML body's way through the proxy, without sockets: decode the content coding, settle the
+//! character encoding, rewrite, re-encode. Bytes in, bytes out, chunk by chunk.
+//!
+//! Encoding, in the browser's order: a BOM wins, then the `Content-Type` charset, then
+//! `<meta charset>` (lol_html follows it when nothing earlier decided). With nothing declared we
+//! start as windows-1252, which maps every byte and back, so text we re-emit (inline scripts) is
+//! never altered whatever the real encoding; `<meta charset>` still switches it. Encodings lol_html
+//! cannot parse (UTF-16, ISO-2022-JP) are transcoded to UTF-8 and a UTF-8 BOM is emitted first,
+//! which browsers honour above any header.
+
+use std::sync::Arc;
+
+use encoding_rs::Encoding;
+use lol_html::AsciiCompatibleEncoding;
+
+use crate::codec::{Coding, Decoder, Encoder};
+use crate::error::RewriteError;
+use crate::matcher::ServiceSet;
+use crate::policy::Policy;
+use crate::rewrite::{Charset, PageRewriter, RewriteStats};
+
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
+enum Stage {
+    /// Waiting for enough bytes to see whether there is a BOM.
+    Sniffing(Vec<u8>),
+    Rewriting {
+        transcoder: Option<encoding_rs::Decoder>,
+        rewriter: PageRewriter,
+    },
+}
+
+/// Rewrites one (possibly compressed) HTML body as it streams.
+pub struct BodyRewriter {
+    decoder: Option<Decoder>,
+    encoder: Option<Encoder>,
+    stage: Stage,
+    /// From `Content-Type`, if it named a known charset.
+    declared: Option<&'static Encoding>,
+    policy: Arc<Policy>,
+    blocked: ServiceSet,
+    page: url::Url,
+    stats: RewriteStats,
+}
+
+impl std::fmt::Debug for BodyRewriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BodyRewriter(..)")
+    }
+}
+
+/// The charset parameter of a `Content-Type` value.
+pub fn charset_param(content_type: &str) -> Option<&'static Encoding> {
+    content_type.split(';').skip(1).find_map(|p| {
+        let (k, v) = p.split_once('=')?;
+        k.trim()
+            .eq_ignore_ascii_case("charset")
+            .then(|| Encoding::for_label(v.trim().trim_matches('"').as_bytes()))
+            .flatten()
+    })
+}
+
+impl BodyRewriter {
+    pub fn new(
+        policy: Arc<Policy>,
+        blocked: ServiceSet,
+        page: url::Url,
+        coding: Coding,
+        content_type: Option<&str>,
+    ) -> Result<Self, RewriteError> {
+        Ok(BodyRewriter {
+            decoder: Some(Decoder::new(coding)?),
+            encoder: Some(Encoder::new(coding)?),
+            stage: Stage::Sniffing(Vec::new()),
+            declared: content_type.and_then(charset_param),
+            policy,
+            blocked,
+            page,
+            stats: RewriteStats::default(),
+        })
+    }
+
+    /// Feeds compressed input; returns compressed output ready so far (maybe empty).
+    pub fn write(&mut self, input: &[u8]) -> Result<Vec<u8>, RewriteError> {
+        let mut plain_out = Vec::new();
+        let Some(decoder) = self.decoder.as_mut() else {
+            return Err(RewriteError::Finished);
+        };
+        let stage = &mut self.stage;
+        let (policy, blocked, page, declared) =
+            (&self.policy, &self.blocked, &self.page, self.declared);
+        decoder.write(input, &mut |plain| {
+            feed(
+                stage,
+                plain,
+                &mut plain_out,
+                policy,
+                blocked,
+                page,
+                declared,
+            )
+        })?;
+        self.encode(&plain_out)
+    }
+
+    /// Ends the body; returns the last output.
+    pub fn finish(&mut self) -> Result<Vec<u8>, RewriteError> {
+        let mut plain_out = Vec::new();
+        let Some(decoder) = self.decoder.take() else {
+            return Err(RewriteError::Finished);
+        };
+        let stage = &mut self.stage;
+        let (policy, blocked, page, declared) =
+            (&self.policy, &self.blocked, &self.page, self.declared);
+        decoder.finish(&mut |plain| {
+            feed(
+                stage,
+                plain,
+                &mut plain_out,
+                policy,
+                blocked,
+                page,
+                declared,
+            )
+        })?;
+        // A body shorter than a BOM is decided now.
+        if let Stage::Sniffing(_) = stage {
+            feed_end_of_sniff(stage, &mut plain_out, policy, blocked, page, declared)?;
+        }
+        if let Stage::Rewriting {
+            transcoder,
+            rewriter,
+        } = &mut self.stage
+        {
+            if let Some(t) = transcoder.as_mut() {
+                let mut s = String::new();
+                transcode(t, &[], true, &mut s);
+                rewriter.write(s.as_bytes(), &mut plain_out)?;
+            }
+            self.stats = rewriter.finish(&mut plain_out)?;
+        }
+        let mut out = self.encode(&plain_out)?;
+        if let Some(enc) = self.encoder.take() {
+            enc.finish(&mut out)?;
+        }
+        Ok(out)
+    }
+
+    fn encode(&mut self, plain: &[u8]) -> Result<Vec<u8>, RewriteError> {
+        let Some(enc) = self.encoder.as_mut() else {
+            return Err(RewriteError::Finished);
+        };
+        let mut out = Vec::with_capacity(plain.len() / 2);
+        if !plain.is_empty() {
+            enc.write(plain, &mut out)?;
+        }
+        Ok(out)
+    }
+
+    /// What the rewrite did (complete after `finish`).
+    pub fn stats(&self) -> RewriteStats {
+        self.stats.clone()
+    }
+}
+
+fn transcode(t: &mut encoding_rs::Decoder, input: &[u8], last: bool, out: &mut String) {
+    out.reserve(
+        t.max_utf8_buffer_length(input.len())
+            .unwrap_or(input.len() * 3),
+    );
+    let mut rest = input;
+    loop {
+        let (result, read, _) = t.decode_to_string(rest, out, last);
+        rest = &rest[read..];
+        match result {
+            encoding_rs::CoderResult::InputEmpty => break,
+            encoding_rs::CoderResult::OutputFull => out.reserve(rest.len() * 3 + 16),
+        }
+    }
+}
+
+fn feed(
+    stage: &mut Stage,
+    plain: &[u8],
+    out: &mut Vec<u8>,
+    policy: &Arc<Policy>,
+    blocked: &ServiceSet,
+    page: &url::Url,
+    declared: Option<&'static Encoding>,
+) -> Result<(), RewriteError> {
+    if let Stage::Sniffing(buf) = stage {
+        buf.extend_from_slice(plain);
+        if buf.len() < 3 {
+            return Ok(());
+        }
+        return feed_end_of_sniff(stage, out, policy, blocked, page, declared);
+    }
+    if let Stage::Rewriting {
+        transcoder,
+        rewriter,
+    } = stage
+    {
+        match transcoder {
+            Some(t) => {
+                let mut s = String::new();
+                transcode(t, plain, false, &mut s);
+                rewriter.write(s.as_bytes(), out)?;
+            }
+            None => rewriter.write(plain, out)?,
+        }
+    }
+    Ok(())
+}
+
+/// Decides the encoding from what was sniffed and starts rewriting.
+fn feed_end_of_sniff(
+    stage: &mut Stage,
+    out: &mut Vec<u8>,
+    policy: &Arc<Policy>,
+    blocked: &ServiceSet,
+    page: &url::Url,
+    declared: Option<&'static Encoding>,
+) -> Result<(), RewriteError> {
+    let Stage::Sniffing(head) = stage else {
+        return Ok(());
+    };
+    let head = std::mem::take(head);
+    let bom = Encoding::for_bom(&head).map(|(e, _)| e);
+    let (encoding, from_meta) = match (bom, declared) {
+        (Some(e), _) => (e, false),
+        (None, Some(e)) => (e, false),
+        (None, None) => (encoding_rs::WINDOWS_1252, true),
+    };
+    let (charset, transcoder) = match AsciiCompatibleEncoding::new(encoding) {
+        Some(enc) => (
+            Charset {
+                encoding: enc,
+                from_meta,
+            },
+            None,
+        ),
+        None => {
+            out.extend_from_slice(UTF8_BOM);
+            (
+                Charset {
+                    encoding: AsciiCompatibleEncoding::utf_8(),
+                    from_meta: false,
+                },
+                // Strips the original BOM, if any.
+                Some(encoding.new_decoder_with_bom_removal()),
+            )
+        }
+    };
+    let rewriter = PageRewriter::new(policy.clone(), blocked.clone(), page.clone(), charset);
+    *stage = Stage::Rewriting {
+        transcoder,
+        rewriter,
+    };
+    feed(stage, &head, out, policy, blocked, page, declared)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::Catalog;
+    use crate::decision::Decision;
+    use crate::policy::RewriteLimits;
+
+    fn run(coding: Coding, ct: Option<&str>, body: &[u8], chunk: usize) -> Vec<u8> {
+        let policy =
+            Arc::new(Policy::new(Catalog::builtin().unwrap(), RewriteLimits::default()).unwrap());
+        let blocked = policy.blocked(&Decision::undecided());
+        let page = url::Url::parse("https://site.test/").unwrap();
+        let mut enc = Encoder::new(coding).unwrap();
+        let mut compressed = Vec::new();
+        enc.write(body, &mut compressed).unwrap();
+        enc.finish(&mut compressed).unwrap();
+        let mut br = BodyRewriter::new(policy, blocked, page, coding, ct).unwrap();
+        let mut out = Vec::new();
+        for c in compressed.chunks(chunk) {
+            out.extend(br.write(c).unwrap());
+        }
+        out.extend(br.finish().unwrap());
+        let mut dec = Decoder::new(coding).unwrap();
+        let mut plain = Vec::new();
+        dec.write(&out, &mut |b| {
+            plain.extend_from_slice(b);
+            Ok(())
+        })
+        .unwrap();
+        dec.finish(&mut |b| {
+            plain.extend_from_slice(b);
+            Ok(())
+        })
+        .unwrap();
+        plain
+    }
+
+    const PAGE: &str = r#"<p>Grüße</p><script src="https://static.zdassets.com/ekr/snippet.js?key=k"></script><script>var s="é";</script>"#;
+
+    #[test]
+    fn all_codings_rewrite() {
+        for coding in [
+            Coding::Identity,
+            Coding::Gzip,
+            Coding::Deflate,
+            Coding::Brotli,
+            Coding::Zstd,
+        ] {
+            for chunk in [1, 5, 4096] {
+                let out = run(
+                    coding,
+                    Some("text/html; charset=utf-8"),
+                    PAGE.as_bytes(),
+                    chunk,
+                );
+                let s = String::from_utf8(out).unwrap();
+                assert!(
+                    s.contains("data-consentgate-src=\"https://static.zdassets.com"),
+                    "{coding:?}: {s}"
+                );
+                assert!(
+                    s.contains("<p>Grüße</p>") && s.contains("var s=\"é\";"),
+                    "{coding:?}: {s}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn legacy_charset_round_trips_bytes() {
+        let (latin1, _, _) = encoding_rs::WINDOWS_1252.encode(PAGE);
+        for ct in [Some("text/html; charset=ISO-8859-1"), None] {
+            let out = run(Coding::Identity, ct, &latin1, 3);
+            let (text, _, bad) = encoding_rs::WINDOWS_1252.decode(&out);
+            assert!(!bad);
+            assert!(
+                text.contains("<p>Grüße</p>") && text.contains("var s=\"é\";"),
+                "{text}"
+            );
+            assert!(text.contains("data-consentgate-src"), "{text}");
+        }
+        // Shift_JIS declared by <meta>: multi-byte text survives the rewrite untouched.
+        let sjis_page = "<meta charset=\"shift_jis\"><p>日本語</p><script>var t='日本';</script><iframe src=\"https://www.youtube.com/embed/x\"></iframe>";
+        let (sjis, _, _) = encoding_rs::SHIFT_JIS.encode(sjis_page);
+        let out = run(Coding::Identity, Some("text/html"), &sjis, 2);
+        let (text, _, bad) = encoding_rs::SHIFT_JIS.decode(&out);
+        assert!(!bad);
+        assert!(
+            text.contains("<p>日本語</p>") && text.contains("var t='日本';"),
+            "{text}"
+        );
+        assert!(
+            text.contains("data-consentgate-src=\"https://www.youtube.com"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn utf16_is_transcoded_with_a_utf8_bom() {
+        let mut body = vec![0xFF, 0xFE];
+        for u in PAGE.encode_utf16() {
+            body.extend_from_slice(&u.to_le_bytes());
+        }
+        let out = run(Coding::Gzip, Some("text/html"), &body, 7);
+        assert!(out.starts_with(UTF8_BOM));
+        let s = String::from_utf8(out[3..].to_vec()).unwrap();
+        assert!(
+            s.contains("data-consentgate-src") && s.contains("Grüße"),
+            "{s}"
+        );
+    }
+
+    #[test]
+    fn tiny_bodies() {
+        assert_eq!(run(Coding::Gzip, None, b"", 1), b"");
+        assert_eq!(run(Coding::Identity, None, b"<p", 1), b"<p");
+    }
+}
