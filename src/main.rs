@@ -1,1 +1,200 @@
-fn main() {}
+//! The `consentgate` binary: run the proxy, check a config, or start the demo.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use tokio::net::TcpListener;
+
+use consentgate::config::{parse_upstream_url, Config};
+use consentgate::proxy::{KeySource, Proxy};
+
+/// A streaming reverse proxy that blocks third-party widgets and trackers until the visitor
+/// consents (GDPR).
+#[derive(Parser, Debug)]
+#[command(name = "consentgate", version, about, long_about = None)]
+struct Cli {
+    /// TOML configuration file (see config/consentgate.example.toml).
+    #[arg(long, value_name = "FILE", global = false)]
+    config: Option<PathBuf>,
+    /// Address to listen on; overrides `server.listen`.
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    /// Origin to proxy to, e.g. http://127.0.0.1:9000; overrides `upstream.url`.
+    #[arg(long, value_name = "URL")]
+    upstream: Option<String>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Validate a configuration file; prints every problem with its key path and line.
+    CheckConfig {
+        /// The file to check.
+        file: PathBuf,
+    },
+    /// Start a demo origin (pages with Zendesk, Zopim, Freshchat, GA4, Meta pixel, YouTube) and
+    /// the proxy in front of it.
+    Demo {
+        /// Address for the proxy.
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Address for the demo origin (port 0: any free port).
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+        origin_listen: SocketAddr,
+    },
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CONSENTGATE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}
+
+fn build_proxy(config: Config) -> Result<Arc<Proxy>> {
+    let (proxy, key) = Proxy::new(config).map_err(anyhow::Error::msg)?;
+    if key == KeySource::Random {
+        tracing::warn!(
+            "NO SIGNING KEY CONFIGURED: using a random key. Consent cookies will be invalid after \
+             a restart and differ between instances. Set consent.key or CONSENTGATE_KEY."
+        );
+    }
+    Ok(Arc::new(proxy))
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    let mut config = match &cli.config {
+        Some(path) => Config::load(path)
+            .map_err(|e| anyhow::anyhow!("invalid configuration {}:\n{e}", path.display()))?,
+        None => Config::defaults().map_err(|e| anyhow::anyhow!("{e}"))?,
+    };
+    if let Some(l) = cli.listen {
+        config.server.listen = l;
+    }
+    if let Some(u) = &cli.upstream {
+        config.upstream.url = parse_upstream_url(u).map_err(anyhow::Error::msg)?;
+    }
+    let listen = config.server.listen;
+    let upstream = config.upstream.url.clone();
+    let proxy = build_proxy(config)?;
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    tracing::info!(listen = %listener.local_addr()?, %upstream, "consentgate is running");
+    proxy.serve(listener, shutdown_signal()).await?;
+    Ok(())
+}
+
+async fn demo(listen: SocketAddr, origin_listen: SocketAddr) -> Result<()> {
+    let origin = TcpListener::bind(origin_listen)
+        .await
+        .with_context(|| format!("cannot listen on {origin_listen} for the demo origin"))?;
+    let origin_addr = origin.local_addr()?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut stop_origin = stop_rx.clone();
+    let origin_task = tokio::spawn(consentgate::demo::serve_origin(origin, async move {
+        let _ = stop_origin.changed().await;
+    }));
+    let mut config = Config::defaults().map_err(|e| anyhow::anyhow!("{e}"))?;
+    config.upstream.url =
+        parse_upstream_url(&format!("http://{origin_addr}")).map_err(anyhow::Error::msg)?;
+    config.server.listen = listen;
+    let (proxy, _) = Proxy::new(config).map_err(anyhow::Error::msg)?;
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen} (try --listen 127.0.0.1:0)"))?;
+    let addr = listener.local_addr()?;
+    println!("consentgate demo");
+    println!("  demo origin (unprotected): http://{origin_addr}/");
+    println!("  open this in a browser:    http://{addr}/");
+    println!("  consent state:             http://{addr}/__consent/state");
+    println!("Press Ctrl-C to stop.");
+    Arc::new(proxy).serve(listener, shutdown_signal()).await?;
+    let _ = stop_tx.send(true);
+    let _ = origin_task.await;
+    Ok(())
+}
+
+fn check_config(file: &std::path::Path) -> ExitCode {
+    match Config::load(file) {
+        Ok(c) => {
+            println!(
+                "{}: OK ({} services in the catalog, upstream {})",
+                file.display(),
+                c.catalog.len(),
+                c.upstream.url
+            );
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            for e in &errors.0 {
+                eprintln!("{}: {e}", file.display());
+            }
+            eprintln!("{}: {} problem(s)", file.display(), errors.0.len());
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(Command::CheckConfig { file }) = &cli.command {
+        return check_config(file);
+    }
+    init_logging();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = rt.block_on(async move {
+        match cli.command {
+            Some(Command::Demo {
+                listen,
+                origin_listen,
+            }) => demo(listen, origin_listen).await,
+            _ => run(cli).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

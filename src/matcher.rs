@@ -123,6 +123,25 @@ impl HostMatcher {
         None
     }
 
+    /// Every service with a rule on this host, whatever the rule's path: what a connection to the
+    /// host alone (preconnect, dns-prefetch) reveals to.
+    pub fn services_on_host(&self, host: &str) -> ServiceSet {
+        let host = host.strip_suffix('.').unwrap_or(host);
+        let mut set = ServiceSet::new();
+        let mut add = |rules: Option<&Vec<HostRule>>| {
+            for r in rules.into_iter().flatten() {
+                set.insert(r.service);
+            }
+        };
+        add(self.exact.get(host));
+        let mut rest = host;
+        while let Some(dot) = rest.find('.') {
+            rest = &rest[dot + 1..];
+            add(self.wildcard.get(rest));
+        }
+        set
+    }
+
     /// Whether any rule (whatever its path) names this host: a relative URL under a base on an
     /// unknown host cannot belong to a service.
     pub fn knows_host(&self, host: &str) -> bool {

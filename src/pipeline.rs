@@ -26,7 +26,7 @@ enum Stage {
     Sniffing(Vec<u8>),
     Rewriting {
         transcoder: Option<encoding_rs::Decoder>,
-        rewriter: PageRewriter,
+        rewriter: Box<PageRewriter>,
     },
 }
 
@@ -251,7 +251,12 @@ fn feed_end_of_sniff(
             )
         }
     };
-    let rewriter = PageRewriter::new(policy.clone(), blocked.clone(), page.clone(), charset);
+    let rewriter = Box::new(PageRewriter::new(
+        policy.clone(),
+        blocked.clone(),
+        page.clone(),
+        charset,
+    ));
     *stage = Stage::Rewriting {
         transcoder,
         rewriter,

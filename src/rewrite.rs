@@ -224,16 +224,25 @@ fn settings<'s>(policy: &'s Policy, ctx: &Ctx, outer: bool) -> Settings<'static,
         Cow::Borrowed(&sel.link),
         ElementContentHandlers::default().element(move |el: &mut Element<'_, '_, _>| {
             let mut d = lock(&c);
-            let hit = el
-                .get_attribute("href")
-                .and_then(|h| d.blocked_service(&h, UrlKind::One))
-                .or_else(|| {
-                    ["imagesrcset", "imagesrcSet"]
-                        .iter()
-                        .find_map(|a| el.get_attribute(a))
-                        .and_then(|h| d.blocked_service(&h, UrlKind::Srcset))
+            let href = el.get_attribute("href");
+            // preconnect / dns-prefetch reveal the visitor to the host itself, whatever path.
+            let host_only = el.get_attribute("rel").is_some_and(|r| {
+                r.split_ascii_whitespace().any(|t| {
+                    t.eq_ignore_ascii_case("preconnect") || t.eq_ignore_ascii_case("dns-prefetch")
+                })
+            });
+            let host_hit = host_only
+                && href.as_deref().is_some_and(|h| {
+                    let on_host = d.urls.services_on_host_of(h, &d.policy.hosts);
+                    let any = on_host.iter().any(|i| d.blocked.contains(i));
+                    any
                 });
-            if hit.is_some() {
+            let hit = host_hit
+                || href.is_some_and(|h| d.blocked_service(&h, UrlKind::One).is_some())
+                || el
+                    .get_attribute("imagesrcset")
+                    .is_some_and(|h| d.blocked_service(&h, UrlKind::Srcset).is_some());
+            if hit {
                 el.remove();
                 d.stats.neutralized += 1;
             }

@@ -7,7 +7,7 @@
 
 use url::Url;
 
-use crate::matcher::HostMatcher;
+use crate::matcher::{HostMatcher, ServiceSet};
 
 /// The document's URL context while it streams.
 #[derive(Debug, Clone)]
@@ -78,6 +78,19 @@ impl UrlContext {
             return None;
         }
         base.join(v).ok().and_then(|u| hosts.lookup_url(&u))
+    }
+
+    /// The services with any rule on the host a URL points to (for `preconnect`/`dns-prefetch`,
+    /// which contact the host whatever the path).
+    pub fn services_on_host_of(&self, raw: &str, hosts: &HostMatcher) -> ServiceSet {
+        let v = decode(raw);
+        let v = v.trim_matches(|c: char| c <= ' ');
+        match self.base().join(v) {
+            Ok(u) if matches!(u.scheme(), "http" | "https" | "ws" | "wss") => {
+                hosts.services_on_host(u.host_str().unwrap_or(""))
+            }
+            _ => ServiceSet::new(),
+        }
     }
 
     /// The first service among the candidates of a `srcset` (or `imagesrcset`) value.

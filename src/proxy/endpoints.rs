@@ -1,0 +1,284 @@
+//! The proxy's own endpoints under the consent prefix (default `/__consent`):
+//! `POST <prefix>` records a decision in the signed cookie; `GET <prefix>/state` reports it.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+
+use super::body::ProxyBody;
+use super::Proxy;
+use crate::catalog::Purpose;
+use crate::decision::Decision;
+
+/// Our own endpoints take small forms only.
+const MAX_FORM_BYTES: usize = 16 * 1024;
+
+fn plain(status: StatusCode, msg: &str) -> Response<ProxyBody> {
+    let mut r = Response::new(ProxyBody::full(format!("{msg}\n")));
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+/// `host[:port]` of an origin-like URL, with the scheme's default port made explicit, for
+/// comparing against the request's `Host`.
+fn authority_of(u: &url::Url) -> Option<(String, u16)> {
+    Some((
+        u.host_str()?.to_ascii_lowercase(),
+        u.port_or_known_default()?,
+    ))
+}
+
+fn host_authority(host: &str, default_port: u16) -> Option<(String, u16)> {
+    let u = url::Url::parse(&format!("http://{host}")).ok()?;
+    Some((
+        u.host_str()?.to_ascii_lowercase(),
+        u.port().unwrap_or(default_port),
+    ))
+}
+
+/// Same-origin check for state-changing requests (CSRF): `Origin` if present, else
+/// `Sec-Fetch-Site`, else `Referer`. A request with none of them is not from a browser form
+/// and is accepted.
+pub fn same_origin(headers: &HeaderMap, host: &str) -> Result<(), &'static str> {
+    let same = |u: &url::Url| {
+        let Some(a) = authority_of(u) else {
+            return false;
+        };
+        host_authority(host, a.1).is_some_and(|h| h == a)
+    };
+    let get = |n: header::HeaderName| headers.get(n).and_then(|v| v.to_str().ok());
+    if let Some(origin) = get(header::ORIGIN) {
+        return match url::Url::parse(origin) {
+            Ok(u) if same(&u) => Ok(()),
+            _ => Err("cross-origin request (Origin)"),
+        };
+    }
+    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+        return match site.trim() {
+            "same-origin" | "none" => Ok(()),
+            _ => Err("cross-site request (Sec-Fetch-Site)"),
+        };
+    }
+    if let Some(referer) = get(header::REFERER) {
+        return match url::Url::parse(referer) {
+            Ok(u) if same(&u) => Ok(()),
+            _ => Err("cross-origin request (Referer)"),
+        };
+    }
+    Ok(())
+}
+
+/// Where to send the visitor after a decision: back to the page they were on, if it was ours.
+fn back_to(headers: &HeaderMap, host: &str) -> String {
+    let r = headers
+        .get(header::REFERER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|r| url::Url::parse(r).ok());
+    if let Some(u) = r {
+        let ours = authority_of(&u)
+            .zip(host_authority(
+                host,
+                u.port_or_known_default().unwrap_or(80),
+            ))
+            .is_some_and(|(a, b)| a == b);
+        if ours {
+            let mut p = u.path().to_string();
+            if let Some(q) = u.query() {
+                p.push('?');
+                p.push_str(q);
+            }
+            if p.starts_with('/') && !p.starts_with("//") {
+                return p;
+            }
+        }
+    }
+    "/".to_string()
+}
+
+impl Proxy {
+    pub(super) async fn endpoint(
+        &self,
+        req: Request<Incoming>,
+        sub: &str,
+        secure: bool,
+        host: &str,
+        decision: &Decision,
+    ) -> Response<ProxyBody> {
+        match (req.method(), sub) {
+            (&Method::POST, "") => self.record(req, secure, host).await,
+            (&Method::GET | &Method::HEAD, "/state") => self.state_json(decision),
+            (_, "") | (_, "/state") => {
+                let mut r = plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
+                let allow = if sub.is_empty() { "POST" } else { "GET, HEAD" };
+                r.headers_mut()
+                    .insert(header::ALLOW, HeaderValue::from_static(allow));
+                r
+            }
+            _ => plain(StatusCode::NOT_FOUND, "not found"),
+        }
+    }
+
+    fn state_json(&self, d: &Decision) -> Response<ProxyBody> {
+        let catalog = &self.policy.catalog;
+        let services: serde_json::Map<String, serde_json::Value> = catalog
+            .services()
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.id.clone(), serde_json::Value::Bool(d.allows(catalog, i))))
+            .collect();
+        let body = serde_json::json!({ "decided": d.decided, "services": services });
+        let mut r = Response::new(ProxyBody::full(body.to_string()));
+        let h = r.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        r
+    }
+
+    async fn record(
+        &self,
+        req: Request<Incoming>,
+        secure: bool,
+        host: &str,
+    ) -> Response<ProxyBody> {
+        if let Err(why) = same_origin(req.headers(), host) {
+            tracing::warn!(host, why, "consent POST refused");
+            return plain(
+                StatusCode::FORBIDDEN,
+                "forbidden: cross-site consent request",
+            );
+        }
+        let redirect = back_to(req.headers(), host);
+        let body = match Limited::new(req.into_body(), MAX_FORM_BYTES)
+            .collect()
+            .await
+        {
+            Ok(b) => b.to_bytes(),
+            Err(_) => return plain(StatusCode::PAYLOAD_TOO_LARGE, "form too large"),
+        };
+        let decision = match self.decision_from_form(&body) {
+            Ok(d) => d,
+            Err(msg) => return plain(StatusCode::BAD_REQUEST, msg),
+        };
+        let value = self.signer.encode(&self.policy.catalog, &decision);
+        let consent = &self.config.consent;
+        let mut cookie = format!(
+            "{}={value}; Path=/; Max-Age={}; HttpOnly; SameSite=Lax",
+            consent.cookie_name,
+            consent.max_age.as_secs()
+        );
+        if secure {
+            cookie.push_str("; Secure");
+        }
+        tracing::info!(
+            host,
+            granted = %self.policy.ids(&decision.granted),
+            "consent decision recorded"
+        );
+        let mut r = Response::new(ProxyBody::empty());
+        *r.status_mut() = StatusCode::SEE_OTHER;
+        let h = r.headers_mut();
+        if let Ok(v) = HeaderValue::from_str(&cookie) {
+            h.insert(header::SET_COOKIE, v);
+        }
+        if let Ok(v) = HeaderValue::from_str(&redirect) {
+            h.insert(header::LOCATION, v);
+        }
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        r
+    }
+
+    fn decision_from_form(&self, body: &Bytes) -> Result<Decision, &'static str> {
+        let catalog = &self.policy.catalog;
+        let mut action = None;
+        let mut chosen = Vec::new();
+        for (k, v) in url::form_urlencoded::parse(body) {
+            match k.as_ref() {
+                "action" => action = Some(v.into_owned()),
+                "service" => chosen.push(v.into_owned()),
+                _ => {}
+            }
+        }
+        let mut d = Decision {
+            decided: true,
+            issued: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+            ..Decision::default()
+        };
+        match action.as_deref() {
+            Some("accept-all") => {
+                for (i, s) in catalog.services().iter().enumerate() {
+                    if s.purpose != Purpose::Necessary {
+                        d.granted.insert(i);
+                    }
+                }
+            }
+            Some("reject-all") => {}
+            Some("save") => {
+                for id in &chosen {
+                    match catalog.index_of(id) {
+                        Some(i) => d.granted.insert(i),
+                        None => tracing::debug!(id, "consent form names an unknown service"),
+                    }
+                }
+            }
+            _ => return Err("action must be accept-all, reject-all or save"),
+        }
+        Ok(d)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut m = HeaderMap::new();
+        for (k, v) in pairs {
+            m.insert(
+                header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        m
+    }
+
+    #[test]
+    fn origin_checks() {
+        let host = "site.test:8080";
+        assert!(same_origin(&h(&[("origin", "http://site.test:8080")]), host).is_ok());
+        assert!(same_origin(&h(&[("origin", "http://SITE.test:8080")]), host).is_ok());
+        assert!(same_origin(&h(&[("origin", "http://evil.test")]), host).is_err());
+        assert!(same_origin(&h(&[("origin", "null")]), host).is_err());
+        assert!(same_origin(&h(&[("origin", "https://site.test")]), "site.test").is_ok());
+        assert!(same_origin(&h(&[("sec-fetch-site", "same-origin")]), host).is_ok());
+        assert!(same_origin(&h(&[("sec-fetch-site", "cross-site")]), host).is_err());
+        assert!(same_origin(&h(&[("sec-fetch-site", "same-site")]), host).is_err());
+        assert!(same_origin(&h(&[("referer", "http://evil.test/x")]), host).is_err());
+        assert!(same_origin(&h(&[]), host).is_ok());
+    }
+
+    #[test]
+    fn redirect_targets() {
+        let host = "site.test";
+        assert_eq!(
+            back_to(&h(&[("referer", "http://site.test/a/b?x=1")]), host),
+            "/a/b?x=1"
+        );
+        assert_eq!(back_to(&h(&[("referer", "http://evil.test/a")]), host), "/");
+        assert_eq!(back_to(&h(&[]), host), "/");
+    }
+}

@@ -1,0 +1,325 @@
+//! Header jobs of a reverse proxy, one function each: hop-by-hop removal, forwarding headers,
+//! content-coding negotiation, and the cache-safety rules for consent-dependent HTML.
+
+use std::net::SocketAddr;
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+/// Removes hop-by-hop headers (RFC 9110 §7.6.1): `Connection` and every header it names, plus
+/// the fixed list.
+pub fn remove_hop_by_hop(h: &mut HeaderMap) {
+    let named: Vec<HeaderName> = h
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        .collect();
+    for n in named {
+        h.remove(n);
+    }
+    for n in [
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "proxy-authenticate",
+        "proxy-authorization",
+    ] {
+        h.remove(n);
+    }
+}
+
+/// Sets `X-Forwarded-For/-Proto/-Host` and `Forwarded` (RFC 7239). Incoming values are kept and
+/// extended only when the peer is trusted; otherwise they are replaced, so a client cannot forge
+/// its address for the origin.
+pub fn set_forwarding(h: &mut HeaderMap, peer: SocketAddr, host: &str, proto: &str, trust: bool) {
+    let ip = peer.ip().to_string();
+    let prior_xff = h
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let xff = match (trust, prior_xff) {
+        (true, Some(p)) if !p.trim().is_empty() => format!("{p}, {ip}"),
+        _ => ip.clone(),
+    };
+    let node = if peer.is_ipv6() {
+        format!("\"[{ip}]\"")
+    } else {
+        ip
+    };
+    let mut fwd = format!("for={node};proto={proto}");
+    if !host.is_empty() && host.bytes().all(|b| b.is_ascii_graphic() && b != b'"') {
+        fwd.push_str(";host=\"");
+        fwd.push_str(host);
+        fwd.push('"');
+    }
+    let prior_fwd = h
+        .get(header::FORWARDED)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let forwarded = match (trust, prior_fwd) {
+        (true, Some(p)) if !p.trim().is_empty() => format!("{p}, {fwd}"),
+        _ => fwd,
+    };
+    let set = |h: &mut HeaderMap, name: &'static str, v: &str| {
+        if let Ok(v) = HeaderValue::from_str(v) {
+            h.insert(name, v);
+        }
+    };
+    set(h, "x-forwarded-for", &xff);
+    if !(trust && h.contains_key("x-forwarded-proto")) {
+        set(h, "x-forwarded-proto", proto);
+    }
+    if !(trust && h.contains_key("x-forwarded-host")) {
+        set(h, "x-forwarded-host", host);
+    }
+    set(h, "forwarded", &forwarded);
+}
+
+/// Keeps only the content codings the rewriter can undo, so an HTML body never arrives in one
+/// it cannot read. Codings with `q=0` are left out.
+pub fn filter_accept_encoding(h: &mut HeaderMap) {
+    let Some(v) = h.get(header::ACCEPT_ENCODING).and_then(|v| v.to_str().ok()) else {
+        h.remove(header::ACCEPT_ENCODING);
+        return;
+    };
+    let kept: Vec<&str> = v
+        .split(',')
+        .map(str::trim)
+        .filter(|t| {
+            let mut parts = t.split(';');
+            let name = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+            let refused = parts.any(|p| {
+                p.trim()
+                    .strip_prefix("q=")
+                    .and_then(|q| q.trim().parse::<f32>().ok())
+                    .is_some_and(|q| q == 0.0)
+            });
+            !refused
+                && matches!(
+                    name.as_str(),
+                    "gzip" | "x-gzip" | "deflate" | "br" | "zstd" | "identity"
+                )
+        })
+        .collect();
+    if kept.is_empty() {
+        h.remove(header::ACCEPT_ENCODING);
+    } else if let Ok(v) = HeaderValue::from_str(&kept.join(", ")) {
+        h.insert(header::ACCEPT_ENCODING, v);
+    }
+}
+
+/// Whether a `Content-Type` is a document the rewriter handles. A missing type counts: browsers
+/// sniff such bodies and may render them as HTML, so they are rewritten (fail closed).
+pub fn is_html(content_type: Option<&HeaderValue>) -> bool {
+    let Some(ct) = content_type else {
+        return true;
+    };
+    let Ok(ct) = ct.to_str() else {
+        return true;
+    };
+    let essence = ct.split(';').next().unwrap_or("").trim();
+    essence.is_empty()
+        || essence.eq_ignore_ascii_case("text/html")
+        || essence.eq_ignore_ascii_case("application/xhtml+xml")
+}
+
+const TAG_MARK: &str = "-cg.";
+
+/// Makes an origin ETag specific to the consent state: `W/"<opaque>-cg.<state>"`. Weak, because
+/// the bytes differ from the origin's and a re-encoded body is not byte-stable.
+pub fn tag_etag(v: &HeaderValue, state: &str) -> Option<HeaderValue> {
+    let s = v.to_str().ok()?.trim();
+    let opaque = s.strip_prefix("W/").unwrap_or(s);
+    let inner = opaque.strip_prefix('"')?.strip_suffix('"')?;
+    if inner.contains('"') {
+        return None;
+    }
+    HeaderValue::from_str(&format!("W/\"{inner}{TAG_MARK}{state}\"")).ok()
+}
+
+/// Rewrites `If-None-Match` for the origin: our state-tagged ETags of *this* state become the
+/// origin's ETag again; tags of another consent state are dropped (the client must get a fresh
+/// page); foreign tags pass. Returns whether any tag was ours, i.e. this is a page revalidation.
+pub fn translate_if_none_match(h: &mut HeaderMap, state: &str) -> bool {
+    let Some(v) = h
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+    else {
+        return false;
+    };
+    let mut ours = false;
+    let mut kept = Vec::new();
+    for tag in v.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+        let opaque = tag.strip_prefix("W/").unwrap_or(tag);
+        let inner = opaque.trim_matches('"');
+        match inner.rfind(TAG_MARK) {
+            Some(i) => {
+                ours = true;
+                if &inner[i + TAG_MARK.len()..] == state {
+                    // If-None-Match compares weakly, so the weak form matches either kind.
+                    kept.push(format!("W/\"{}\"", &inner[..i]));
+                }
+            }
+            None => kept.push(tag.to_string()),
+        }
+    }
+    if kept.is_empty() {
+        h.remove(header::IF_NONE_MATCH);
+    } else if let Ok(v) = HeaderValue::from_str(&kept.join(", ")) {
+        h.insert(header::IF_NONE_MATCH, v);
+    }
+    ours
+}
+
+/// Response headers of an HTML page that depends on the consent state: no shared cache may
+/// store it, a browser must revalidate it (with the state-specific ETag), and `Last-Modified`
+/// goes, since `If-Modified-Since` cannot tell consent states apart.
+pub fn make_consent_dependent(h: &mut HeaderMap, state: &str) {
+    if let Some(tagged) = h.get(header::ETAG).and_then(|v| tag_etag(v, state)) {
+        h.insert(header::ETAG, tagged);
+    } else {
+        h.remove(header::ETAG);
+    }
+    h.remove(header::LAST_MODIFIED);
+    h.remove(header::EXPIRES);
+    let mut directives: Vec<String> = h
+        .get_all(header::CACHE_CONTROL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|d| d.trim().to_string())
+        .filter(|d| {
+            let name = d
+                .split('=')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            !d.is_empty()
+                && !matches!(
+                    name.as_str(),
+                    "public" | "s-maxage" | "immutable" | "private" | "no-cache" | "max-age"
+                )
+        })
+        .collect();
+    directives.insert(0, "private".into());
+    directives.insert(1, "no-cache".into());
+    if let Ok(v) = HeaderValue::from_str(&directives.join(", ")) {
+        h.insert(header::CACHE_CONTROL, v);
+    }
+    let has_cookie_vary = h
+        .get_all(header::VARY)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| {
+            let t = t.trim();
+            t == "*" || t.eq_ignore_ascii_case("cookie")
+        });
+    if !has_cookie_vary {
+        h.append(header::VARY, HeaderValue::from_static("Cookie"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hv(s: &str) -> HeaderValue {
+        HeaderValue::from_str(s).unwrap()
+    }
+
+    #[test]
+    fn hop_by_hop() {
+        let mut h = HeaderMap::new();
+        h.insert("connection", hv("close, X-Secret"));
+        h.insert("x-secret", hv("1"));
+        h.insert("keep-alive", hv("timeout=5"));
+        h.insert("transfer-encoding", hv("chunked"));
+        h.insert("x-kept", hv("1"));
+        remove_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key("x-kept"));
+    }
+
+    #[test]
+    fn forwarding_replaces_untrusted_chain() {
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", hv("6.6.6.6"));
+        let peer: SocketAddr = "10.0.0.1:5555".parse().unwrap();
+        set_forwarding(&mut h, peer, "site.test", "http", false);
+        assert_eq!(h["x-forwarded-for"], "10.0.0.1");
+        assert_eq!(h["forwarded"], "for=10.0.0.1;proto=http;host=\"site.test\"");
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", hv("1.2.3.4"));
+        set_forwarding(&mut h, "[::1]:1".parse().unwrap(), "s", "https", true);
+        assert_eq!(h["x-forwarded-for"], "1.2.3.4, ::1");
+        assert!(h["forwarded"]
+            .to_str()
+            .unwrap()
+            .starts_with("for=\"[::1]\""));
+    }
+
+    #[test]
+    fn accept_encoding_is_narrowed() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "accept-encoding",
+            hv("gzip, compress, br;q=0.9, zstd;q=0, sdch"),
+        );
+        filter_accept_encoding(&mut h);
+        assert_eq!(h["accept-encoding"], "gzip, br;q=0.9");
+        let mut h = HeaderMap::new();
+        h.insert("accept-encoding", hv("compress"));
+        filter_accept_encoding(&mut h);
+        assert!(!h.contains_key("accept-encoding"));
+    }
+
+    #[test]
+    fn etags_are_state_specific() {
+        assert_eq!(tag_etag(&hv("\"abc\""), "s1").unwrap(), "W/\"abc-cg.s1\"");
+        assert_eq!(tag_etag(&hv("W/\"abc\""), "s1").unwrap(), "W/\"abc-cg.s1\"");
+        assert!(tag_etag(&hv("abc"), "s1").is_none());
+        let mut h = HeaderMap::new();
+        h.insert(
+            "if-none-match",
+            hv("W/\"abc-cg.s1\", \"other\", W/\"old-cg.s0\""),
+        );
+        assert!(translate_if_none_match(&mut h, "s1"));
+        assert_eq!(h["if-none-match"], "W/\"abc\", \"other\"");
+        let mut h = HeaderMap::new();
+        h.insert("if-none-match", hv("W/\"abc-cg.s0\""));
+        assert!(translate_if_none_match(&mut h, "s1"));
+        assert!(!h.contains_key("if-none-match"));
+    }
+
+    #[test]
+    fn consent_dependent_headers() {
+        let mut h = HeaderMap::new();
+        h.insert("cache-control", hv("public, max-age=600, must-revalidate"));
+        h.insert("last-modified", hv("Tue, 01 Jan 2030 00:00:00 GMT"));
+        h.insert("etag", hv("\"v1\""));
+        h.insert("vary", hv("Accept-Encoding"));
+        make_consent_dependent(&mut h, "st");
+        assert_eq!(h["cache-control"], "private, no-cache, must-revalidate");
+        assert!(!h.contains_key("last-modified"));
+        assert_eq!(h["etag"], "W/\"v1-cg.st\"");
+        let vary: Vec<_> = h.get_all("vary").iter().collect();
+        assert_eq!(vary, vec!["Accept-Encoding", "Cookie"]);
+    }
+
+    #[test]
+    fn html_detection() {
+        assert!(is_html(Some(&hv("text/html; charset=utf-8"))));
+        assert!(is_html(Some(&hv("Application/XHTML+XML"))));
+        assert!(is_html(None));
+        assert!(!is_html(Some(&hv("application/json"))));
+        assert!(!is_html(Some(&hv("image/png"))));
+    }
+}

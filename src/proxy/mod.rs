@@ -1,0 +1,438 @@
+//! The streaming shell around the rewriting core. A request goes through explicit phases:
+//!
+//! 1. `decide`: the visitor's consent from the signed cookie (else: undecided, all blocked);
+//! 2. own endpoints under the consent prefix;
+//! 3. `upstream_request`: hop-by-hop removal, forwarding headers, Host, `If-None-Match`
+//!    translation, `Accept-Encoding` narrowed to codings we can rewrite;
+//! 4. `respond`: HTML gets consent-specific cache headers and a rewritten body; everything else
+//!    passes through untouched.
+
+mod body;
+mod endpoints;
+pub mod headers;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use http::{header, HeaderValue, Method, Request, Response, StatusCode, Uri};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use sha2::{Digest, Sha256};
+use tokio::net::TcpListener;
+
+pub use body::{BoxError, ProxyBody};
+
+use crate::codec::Coding;
+use crate::config::{Config, HostHeader};
+use crate::decision::{cookie_value, CookieSigner, Decision};
+use crate::matcher::ServiceSet;
+use crate::pipeline::BodyRewriter;
+use crate::policy::Policy;
+
+type UpstreamBody = BoxBody<bytes::Bytes, hyper::Error>;
+type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, UpstreamBody>;
+
+/// Everything a request needs, built once per configuration.
+pub struct Proxy {
+    pub config: Config,
+    pub policy: Arc<Policy>,
+    signer: CookieSigner,
+    /// Hash of the catalog in force, folded into consent-specific ETags so a config change
+    /// invalidates pages cached under the old one.
+    policy_hash: [u8; 8],
+    client: HttpsClient,
+}
+
+/// How the signing key was obtained, so the binary can warn about a random one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeySource {
+    Config,
+    Environment,
+    Random,
+}
+
+impl Proxy {
+    /// Builds the proxy; the key comes from the config, else `CONSENTGATE_KEY`, else is random.
+    pub fn new(config: Config) -> Result<(Proxy, KeySource), String> {
+        let (signer, source) = match (&config.consent.key, std::env::var("CONSENTGATE_KEY")) {
+            (Some(k), _) => (CookieSigner::new(k.as_bytes()), KeySource::Config),
+            (None, Ok(k)) if !k.is_empty() => {
+                (CookieSigner::new(k.as_bytes()), KeySource::Environment)
+            }
+            _ => (CookieSigner::random(), KeySource::Random),
+        };
+        let policy = Arc::new(Policy::new(config.catalog.clone(), config.rewrite)?);
+        let mut h = Sha256::new();
+        h.update(serde_json::to_vec(config.catalog.services()).unwrap_or_default());
+        let digest = h.finalize();
+        let mut policy_hash = [0u8; 8];
+        policy_hash.copy_from_slice(&digest[..8]);
+
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_connect_timeout(Some(config.upstream.connect_timeout));
+        http.set_nodelay(true);
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_webpki_roots()
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .set_host(false)
+            .pool_idle_timeout(std::time::Duration::from_secs(60))
+            .build(https);
+        Ok((
+            Proxy {
+                config,
+                policy,
+                signer,
+                policy_hash,
+                client,
+            },
+            source,
+        ))
+    }
+
+    /// Serves connections from `listener` until `shutdown` resolves.
+    pub async fn serve(
+        self: Arc<Self>,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> std::io::Result<()> {
+        tokio::pin!(shutdown);
+        loop {
+            let (stream, peer) = tokio::select! {
+                _ = &mut shutdown => return Ok(()),
+                r = listener.accept() => match r {
+                    Ok(x) => x,
+                    Err(e) => {
+                        // EMFILE and friends: back off instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+            };
+            let _ = stream.set_nodelay(true);
+            let proxy = self.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req| {
+                    let proxy = proxy.clone();
+                    async move { Ok::<_, Infallible>(proxy.handle(req, peer).await) }
+                });
+                let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                if let Err(e) = builder.serve_connection(TokioIo::new(stream), svc).await {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                }
+            });
+        }
+    }
+
+    /// The visitor's decision: our signed cookie, else undecided.
+    pub fn decide(&self, req: &Request<Incoming>) -> Decision {
+        let name = &self.config.consent.cookie_name;
+        req.headers()
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|h| cookie_value(h, name))
+            .and_then(|v| self.signer.decode(&self.policy.catalog, v))
+            .unwrap_or_default()
+    }
+
+    /// A short token naming the rewrite this request gets: catalog + blocked set.
+    fn state_tag(&self, blocked: &ServiceSet) -> String {
+        let mut h = Sha256::new();
+        h.update(self.policy_hash);
+        for w in blocked.words() {
+            h.update(w.to_le_bytes());
+        }
+        let d = h.finalize();
+        d[..6].iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    pub async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<ProxyBody> {
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+            .or_else(|| req.uri().authority().map(|a| a.to_string()))
+            .unwrap_or_default();
+        let secure = req
+            .headers()
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("https"));
+        let decision = self.decide(&req);
+
+        let prefix = self.config.consent.endpoint_prefix.as_str();
+        let path = req.uri().path();
+        if let Some(sub) = path.strip_prefix(prefix) {
+            if sub.is_empty() || sub.starts_with('/') {
+                let sub = sub.to_string();
+                return self.endpoint(req, &sub, secure, &host, &decision).await;
+            }
+        }
+
+        let blocked = self.policy.blocked(&decision);
+        let state = self.state_tag(&blocked);
+        let page = page_url(&host, secure, req.uri());
+        let method = req.method().clone();
+        let (parts, body) = req.into_parts();
+        let (up, retry, page_revalidation) =
+            match self.upstream_request(parts, body, peer, &host, &state) {
+                Ok(x) => x,
+                Err(resp) => return resp,
+            };
+        let upstream = self.config.upstream.url.clone();
+        let resp = match self.send(up).await {
+            Ok(r) => r,
+            Err(e) => return bad_gateway(&upstream, &e),
+        };
+        // A slice of an HTML page cannot be rewritten with correct offsets: fetch it whole.
+        let resp = if resp.status() == StatusCode::PARTIAL_CONTENT
+            && headers::is_html(resp.headers().get(header::CONTENT_TYPE))
+        {
+            match retry {
+                Some(full) => match self.send(full).await {
+                    Ok(r) => r,
+                    Err(e) => return bad_gateway(&upstream, &e),
+                },
+                None => {
+                    tracing::error!(%page, "partial HTML response to a non-GET: refused");
+                    return simple(StatusCode::BAD_GATEWAY, "bad gateway");
+                }
+            }
+        } else {
+            resp
+        };
+        self.respond(resp, &method, blocked, &state, page, page_revalidation)
+    }
+
+    async fn send(&self, req: Request<UpstreamBody>) -> Result<Response<Incoming>, String> {
+        match tokio::time::timeout(self.config.upstream.read_timeout, self.client.request(req))
+            .await
+        {
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(e)) => {
+                let mut msg = e.to_string();
+                let mut src = std::error::Error::source(&e);
+                while let Some(s) = src {
+                    msg.push_str(": ");
+                    msg.push_str(&s.to_string());
+                    src = s.source();
+                }
+                Err(msg)
+            }
+            Err(_) => Err("timed out waiting for the response head".into()),
+        }
+    }
+
+    /// Builds the origin request. Also returns, for GET, a copy without `Range` to fall back
+    /// on, and whether `If-None-Match` carried our consent-specific tags.
+    #[allow(clippy::type_complexity, clippy::result_large_err)]
+    fn upstream_request(
+        &self,
+        mut parts: http::request::Parts,
+        body: Incoming,
+        peer: SocketAddr,
+        host: &str,
+        state: &str,
+    ) -> Result<(Request<UpstreamBody>, Option<Request<UpstreamBody>>, bool), Response<ProxyBody>>
+    {
+        let up = &self.config.upstream;
+        let base_path = up.url.path().trim_end_matches('/');
+        let pq = parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/");
+        let uri_text = format!(
+            "{}://{}{}{}",
+            up.url.scheme(),
+            authority(&up.url),
+            base_path,
+            pq
+        );
+        let Ok(uri) = uri_text.parse::<Uri>() else {
+            return Err(simple(StatusCode::BAD_REQUEST, "bad request target"));
+        };
+        let h = &mut parts.headers;
+        headers::remove_hop_by_hop(h);
+        let host_value = match &up.host_header {
+            HostHeader::Client => host.to_string(),
+            HostHeader::Upstream => authority(&up.url),
+            HostHeader::Fixed(v) => v.clone(),
+        };
+        if let Ok(v) = HeaderValue::from_str(&host_value) {
+            h.insert(header::HOST, v);
+        }
+        let proto = if h
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("https"))
+            && self.config.server.trust_forwarded_headers
+        {
+            "https"
+        } else {
+            "http"
+        };
+        headers::set_forwarding(
+            h,
+            peer,
+            host,
+            proto,
+            self.config.server.trust_forwarded_headers,
+        );
+        headers::filter_accept_encoding(h);
+        let page_revalidation = headers::translate_if_none_match(h, state);
+        // If-Modified-Since cannot tell consent states apart; our pages carry no Last-Modified,
+        // so a browser sends it only for resources, and then with no consent tag.
+        if page_revalidation {
+            h.remove(header::IF_MODIFIED_SINCE);
+        }
+
+        let retry = if parts.method == Method::GET || parts.method == Method::HEAD {
+            let mut rh = h.clone();
+            rh.remove(header::RANGE);
+            rh.remove(header::IF_RANGE);
+            let mut r = Request::new(empty_body());
+            *r.method_mut() = parts.method.clone();
+            *r.uri_mut() = uri.clone();
+            *r.headers_mut() = rh;
+            Some(r)
+        } else {
+            None
+        };
+        let mut req = Request::new(body.boxed());
+        *req.method_mut() = parts.method;
+        *req.uri_mut() = uri;
+        *req.headers_mut() = parts.headers;
+        Ok((req, retry, page_revalidation))
+    }
+
+    fn respond(
+        &self,
+        resp: Response<Incoming>,
+        method: &Method,
+        blocked: ServiceSet,
+        state: &str,
+        page: url::Url,
+        page_revalidation: bool,
+    ) -> Response<ProxyBody> {
+        let (mut parts, body) = resp.into_parts();
+        headers::remove_hop_by_hop(&mut parts.headers);
+        let idle = self.config.upstream.read_timeout;
+        let status = parts.status;
+        if status == StatusCode::NOT_MODIFIED {
+            if page_revalidation {
+                headers::make_consent_dependent(&mut parts.headers, state);
+            }
+            return Response::from_parts(parts, ProxyBody::empty());
+        }
+        let html = headers::is_html(parts.headers.get(header::CONTENT_TYPE));
+        let has_body = *method != Method::HEAD
+            && status != StatusCode::NO_CONTENT
+            && !status.is_informational();
+        if !html {
+            return Response::from_parts(parts, ProxyBody::pass(body, idle));
+        }
+        headers::make_consent_dependent(&mut parts.headers, state);
+        parts.headers.remove(header::ACCEPT_RANGES);
+        if !has_body {
+            // HEAD: the length would be that of the origin's body, not ours.
+            if !blocked.is_empty() {
+                parts.headers.remove(header::CONTENT_LENGTH);
+            }
+            return Response::from_parts(parts, ProxyBody::empty());
+        }
+        if blocked.is_empty() {
+            // Full consent: the origin's page, byte for byte.
+            return Response::from_parts(parts, ProxyBody::pass(body, idle));
+        }
+        let ce = parts
+            .headers
+            .get(header::CONTENT_ENCODING)
+            .map(|v| v.to_str().unwrap_or("\u{0}"));
+        let Some(coding) = Coding::from_header(ce) else {
+            tracing::error!(%page, encoding = ?ce, "HTML in a content coding we cannot rewrite: refused (fail closed)");
+            return simple(
+                StatusCode::BAD_GATEWAY,
+                "bad gateway: unsupported content encoding",
+            );
+        };
+        let ct = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
+        let rewriter =
+            match BodyRewriter::new(self.policy.clone(), blocked, page.clone(), coding, ct) {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(%page, error = %e, "cannot start rewriting");
+                    return simple(StatusCode::BAD_GATEWAY, "bad gateway");
+                }
+            };
+        parts.headers.remove(header::CONTENT_LENGTH);
+        Response::from_parts(
+            parts,
+            ProxyBody::rewrite(body, rewriter, idle, page.to_string()),
+        )
+    }
+}
+
+fn empty_body() -> UpstreamBody {
+    Empty::new().map_err(|never| match never {}).boxed()
+}
+
+fn authority(u: &url::Url) -> String {
+    let host = u.host_str().unwrap_or("");
+    let host = if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    };
+    match u.port() {
+        Some(p) => format!("{host}:{p}"),
+        None => host,
+    }
+}
+
+/// The URL the browser sees for this request, for resolving relative URLs in the page.
+fn page_url(host: &str, secure: bool, uri: &Uri) -> url::Url {
+    let scheme = if secure { "https" } else { "http" };
+    let pq = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    url::Url::parse(&format!("{scheme}://{host}{pq}"))
+        .or_else(|_| url::Url::parse(&format!("{scheme}://invalid-host.invalid{pq}")))
+        .or_else(|_| url::Url::parse("http://invalid-host.invalid/"))
+        .unwrap_or_else(|_| unreachable!("a constant URL parses"))
+}
+
+fn simple(status: StatusCode, msg: &str) -> Response<ProxyBody> {
+    let mut r = Response::new(ProxyBody::full(format!(
+        "<!doctype html><title>{msg}</title><h1>{msg}</h1>\n"
+    )));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+fn bad_gateway(upstream: &url::Url, e: &str) -> Response<ProxyBody> {
+    tracing::error!(upstream = %upstream, error = e, "upstream request failed");
+    simple(
+        StatusCode::BAD_GATEWAY,
+        "502 Bad Gateway: the site's server did not answer",
+    )
+}
