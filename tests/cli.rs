@@ -1,0 +1,245 @@
+//! The command line as a user meets it: the real binary, real files, real TCP.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_consentgate");
+
+/// Kills the child when the test ends, whatever happens.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A blocking HTTP/1.0 GET (the server closes after the response).
+fn http_get(port: u16, path: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        match TcpStream::connect(("127.0.0.1", port)) {
+            Ok(mut s) => {
+                s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n").unwrap();
+                let mut out = String::new();
+                let _ = s.read_to_string(&mut out);
+                return out;
+            }
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+            Err(e) => panic!("nothing listening on {port}: {e}"),
+        }
+    }
+}
+
+fn write_file(name: &str, text: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("consentgate-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join(name);
+    std::fs::File::create(&p)
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    p
+}
+
+#[test]
+fn check_config_reports_every_problem_with_path_and_line() {
+    let bad = write_file(
+        "bad.toml",
+        "[server]\nlisten = \"not an address\"\n\n[consent]\nmax_age_days = 0\nkey = \"short\"\n",
+    );
+    let out = Command::new(BIN)
+        .arg("check-config")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("line 2: server.listen"), "{err}");
+    assert!(err.contains("line 5: consent.max_age_days"), "{err}");
+    assert!(err.contains("line 6: consent.key"), "{err}");
+    assert!(err.contains("3 problem(s)"), "{err}");
+
+    let good = write_file("good.toml", "[upstream]\nurl = \"http://127.0.0.1:9\"\n");
+    let out = Command::new(BIN)
+        .arg("check-config")
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let out = Command::new(BIN)
+        .arg("check-config")
+        .arg("/no/such/file.toml")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read"));
+}
+
+#[test]
+fn the_example_config_is_valid() {
+    let example = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/config/consentgate.example.toml"
+    );
+    let out = Command::new(BIN)
+        .arg("check-config")
+        .arg(example)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn help_and_version() {
+    for args in [
+        &["--help"][..],
+        &["check-config", "--help"],
+        &["demo", "--help"],
+    ] {
+        let out = Command::new(BIN).args(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("Usage:"),
+            "{args:?}"
+        );
+    }
+    let out = Command::new(BIN).arg("--version").output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("consentgate {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn runs_with_flags_only_and_blocks_by_default() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let origin = rt.block_on(common::origin(|_| {
+        common::OriginResponse::html(
+            "<script src=\"https://static.zdassets.com/ekr/snippet.js\"></script>",
+        )
+    }));
+    let port = free_port();
+    let _p = Running(
+        Command::new(BIN)
+            .args([
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--upstream",
+                &format!("http://{}", origin.addr),
+            ])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let resp = http_get(port, "/");
+    assert!(
+        resp.starts_with("HTTP/1.0 200") || resp.starts_with("HTTP/1.1 200"),
+        "{resp}"
+    );
+    assert!(
+        resp.contains("data-consentgate-service=\"zendesk-chat\""),
+        "{resp}"
+    );
+    drop(rt);
+}
+
+#[test]
+fn runs_from_a_config_file() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let origin = rt.block_on(common::origin(|_| {
+        common::OriginResponse::html("<p>from file</p>")
+    }));
+    let port = free_port();
+    let cfg = write_file(
+        "run.toml",
+        &format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\n[upstream]\nurl = \"http://{}\"\n",
+            origin.addr
+        ),
+    );
+    let _p = Running(
+        Command::new(BIN)
+            .arg("--config")
+            .arg(&cfg)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    assert!(http_get(port, "/").contains("<p>from file</p>"));
+    drop(rt);
+}
+
+#[test]
+fn invalid_config_file_refuses_to_start() {
+    let cfg = write_file("invalid.toml", "[upstream]\nurl = \"ftp://x\"\n");
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("upstream.url"));
+}
+
+#[test]
+fn demo_prints_its_url_and_serves_neutralized_pages() {
+    let port = free_port();
+    let mut child = Command::new(BIN)
+        .args(["demo", "--listen", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let _p = Running(child);
+    let mut lines = BufReader::new(stdout).lines();
+    let url_line = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find(|l| l.contains("open this in a browser"))
+        .expect("demo prints the URL to open");
+    assert!(
+        url_line.contains(&format!("http://127.0.0.1:{port}/")),
+        "{url_line}"
+    );
+    let page = http_get(port, "/");
+    for service in [
+        "zendesk-chat",
+        "freshchat",
+        "google-analytics",
+        "meta-pixel",
+        "youtube",
+    ] {
+        assert!(
+            page.contains(&format!("data-consentgate-service=\"{service}\"")),
+            "{service} not neutralized in the demo"
+        );
+    }
+    assert!(http_get(port, "/zopim").contains("data-consentgate-service=\"zendesk-chat\""));
+}
