@@ -25,6 +25,7 @@ struct RawUpstream {
     host_header: Option<String>,
     connect_timeout_ms: Option<u64>,
     read_timeout_ms: Option<u64>,
+    ca_file: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -70,6 +71,8 @@ pub struct UpstreamConfig {
     pub connect_timeout: Duration,
     /// Time allowed for the response head, and between two body chunks.
     pub read_timeout: Duration,
+    /// Extra trust anchors for an https upstream (an internal CA), besides the public roots.
+    pub ca_certs: Vec<rustls::pki_types::CertificateDer<'static>>,
 }
 
 #[derive(Debug, Clone)]
@@ -190,6 +193,14 @@ impl Config {
             &mut errors,
         );
 
+        let ca_certs = match &upstream.ca_file {
+            None => Vec::new(),
+            Some(path) => load_ca_file(path).unwrap_or_else(|msg| {
+                errors.push(ConfigError::new("upstream.ca_file", msg));
+                Vec::new()
+            }),
+        };
+
         let prefix = consent
             .endpoint_prefix
             .unwrap_or_else(|| "/__consent".to_string());
@@ -304,6 +315,7 @@ impl Config {
                 host_header,
                 connect_timeout,
                 read_timeout,
+                ca_certs,
             },
             consent: ConsentConfig {
                 endpoint_prefix: prefix,
@@ -341,6 +353,19 @@ pub fn parse_upstream_url(s: &str) -> Result<url::Url, String> {
         return Err(format!("`{s}`: no query, fragment or credentials allowed"));
     }
     Ok(u)
+}
+
+/// The certificates of a PEM file; an unreadable file or one without certificates is an error.
+fn load_ca_file(path: &str) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, String> {
+    use rustls::pki_types::pem::PemObject;
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read `{path}`: {e}"))?;
+    let certs = rustls::pki_types::CertificateDer::pem_slice_iter(&bytes)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("`{path}` is not valid PEM: {e}"))?;
+    if certs.is_empty() {
+        return Err(format!("`{path}` contains no CERTIFICATE block"));
+    }
+    Ok(certs)
 }
 
 fn located(prefix: &str, e: serde_path_to_error::Error<toml::de::Error>) -> ConfigError {
@@ -467,6 +492,24 @@ endpoint_prefix = "nope"
             errs.iter().find(|e| e.path == "consent.key").unwrap().line,
             Some(6)
         );
+    }
+
+    #[test]
+    fn ca_file_problems_are_reported() {
+        let errs = Config::parse("[upstream]\nca_file = \"/no/such.pem\"\n")
+            .unwrap_err()
+            .0;
+        assert_eq!(errs[0].path, "upstream.ca_file");
+        assert_eq!(errs[0].line, Some(2));
+        let p = std::env::temp_dir().join(format!("cg-not-pem-{}.pem", std::process::id()));
+        std::fs::write(&p, "hello").unwrap();
+        let errs = Config::parse(&format!(
+            "[upstream]\nca_file = {:?}\n",
+            p.display().to_string()
+        ))
+        .unwrap_err()
+        .0;
+        assert!(errs[0].message.contains("no CERTIFICATE"), "{errs:?}");
     }
 
     #[test]

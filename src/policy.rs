@@ -51,6 +51,7 @@ const IMG: &[UrlAttr] = &[("src", UrlKind::One), ("srcset", UrlKind::Srcset)];
 const VIDEO: &[UrlAttr] = &[("src", UrlKind::One), ("poster", UrlKind::One)];
 const OBJECT: &[UrlAttr] = &[("data", UrlKind::One)];
 const SVG_HREF: &[UrlAttr] = &[("href", UrlKind::One), ("xlink:href", UrlKind::One)];
+const BACKGROUND: &[UrlAttr] = &[("background", UrlKind::One)];
 
 impl Selectors {
     fn new() -> Result<Self, String> {
@@ -77,6 +78,8 @@ impl Selectors {
                 (p("image")?, SVG_HREF),
                 (p("use")?, SVG_HREF),
                 (p("feimage")?, SVG_HREF),
+                // Legacy presentational attribute; still fetched by browsers.
+                (p("[background]")?, BACKGROUND),
             ],
             link: p("link")?,
             ping: p("[ping]")?,

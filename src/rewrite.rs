@@ -42,6 +42,8 @@ struct PendingScript {
     attrs: Vec<(String, String)>,
     text: String,
     overflowed: bool,
+    /// `<script type="importmap">`: JSON whose entries may point module imports at a service.
+    import_map: bool,
 }
 
 struct DocCtx {
@@ -355,6 +357,18 @@ impl DocCtx {
             // The neutralized start tag and the buffered head went out already.
             return close.to_string();
         }
+        if p.import_map {
+            let mut s = start_tag(&p.attrs, None);
+            match self.filter_import_map(&p.text) {
+                Some(json) => {
+                    self.stats.neutralized += 1;
+                    s.push_str(&json);
+                }
+                None => s.push_str(&p.text),
+            }
+            s.push_str(close);
+            return s;
+        }
         let mut hits = self.policy.scripts.services_in(&p.text);
         for i in hits.clone().iter() {
             if !self.blocked.contains(i) {
@@ -372,6 +386,40 @@ impl DocCtx {
         s.push_str(&p.text);
         s.push_str(close);
         s
+    }
+}
+
+impl DocCtx {
+    /// An import map without the entries that map a specifier to a blocked service, or `None`
+    /// when nothing is removed (or the JSON is invalid: browsers ignore such a map entirely).
+    fn filter_import_map(&self, text: &str) -> Option<String> {
+        let mut map: serde_json::Value = serde_json::from_str(text).ok()?;
+        let mut removed = false;
+        let mut filter = |imports: &mut serde_json::Value| {
+            if let Some(obj) = imports.as_object_mut() {
+                obj.retain(|_, target| {
+                    let blocked = target
+                        .as_str()
+                        .and_then(|u| self.blocked_service(u, UrlKind::One))
+                        .is_some();
+                    removed |= blocked;
+                    !blocked
+                });
+            }
+        };
+        if let Some(imports) = map.get_mut("imports") {
+            filter(imports);
+        }
+        if let Some(scopes) = map.get_mut("scopes").and_then(|s| s.as_object_mut()) {
+            for scope in scopes.values_mut() {
+                filter(scope);
+            }
+        }
+        if removed {
+            serde_json::to_string(&map).ok()
+        } else {
+            None
+        }
     }
 }
 
@@ -488,12 +536,16 @@ fn on_script(
         }
         return Ok(());
     }
-    if !outer || !d.scan_inline {
+    if !outer {
         return Ok(());
     }
     let ty = el.get_attribute("type");
+    let import_map = ty
+        .as_deref()
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("importmap"));
     let lang = el.get_attribute("language");
-    if !is_script_type_executable(ty.as_deref(), lang.as_deref()) {
+    if !import_map && !(d.scan_inline && is_script_type_executable(ty.as_deref(), lang.as_deref()))
+    {
         return Ok(());
     }
     // Decide on the whole text: hold the element back, buffer its text, emit at the end tag.
@@ -501,6 +553,7 @@ fn on_script(
         attrs: attrs_of(el),
         text: String::new(),
         overflowed: false,
+        import_map,
     });
     drop(d);
     el.remove_and_keep_content();
@@ -848,6 +901,77 @@ basis = "DPF"
         for (input, want) in cases {
             assert_eq!(rw(input), want, "{input}");
         }
+    }
+
+    #[test]
+    fn import_maps_lose_entries_to_blocked_services() {
+        let html = r#"<script type="importmap">{"imports":{"chat":"https://static.chat.test/m.js","app":"/app.js"},"scopes":{"/x/":{"v":"//video.test/v.js"}}}</script><script type="module">import "chat";</script>"#;
+        let out = rw(html);
+        assert!(out.starts_with(r#"<script type="importmap">{"imports":{"app":"/app.js"},"scopes":{"/x/":{}}}</script>"#), "{out}");
+        let ok = r#"<script type="importmap">{"imports":{"app":"/app.js"}}</script>"#;
+        assert_eq!(rw(ok), ok);
+        let bad = r#"<script type="importmap">{not json</script>"#;
+        assert_eq!(rw(bad), bad);
+    }
+
+    #[test]
+    fn over_the_memory_limit_the_rewrite_fails_instead_of_passing_through() {
+        let mut c = Catalog::default();
+        c.upsert(toml::from_str::<Service>(SVC).unwrap());
+        let p = Arc::new(
+            Policy::new(
+                c,
+                RewriteLimits {
+                    inline_script_max_bytes: 1 << 20,
+                    max_memory_bytes: 64 * 1024,
+                },
+            )
+            .unwrap(),
+        );
+        let blocked = p.blocked(&Decision::undecided());
+        let page = url::Url::parse("https://site.test/").unwrap();
+        let mut rw = PageRewriter::new(p, blocked, page, Charset::default());
+        let mut out = Vec::new();
+        let huge = format!(
+            "<img alt=\"{}\" src=\"https://static.chat.test/x\">",
+            "a".repeat(300_000)
+        );
+        // As from the network: the tag spans many chunks, so the parser must buffer it.
+        let mut r = Ok(());
+        for chunk in huge.as_bytes().chunks(4096) {
+            r = rw.write(chunk, &mut out);
+            if r.is_err() {
+                break;
+            }
+        }
+        let r = r.and_then(|_| rw.finish(&mut out).map(|_| ()));
+        assert!(r.is_err(), "a document over the limit must fail");
+        assert!(!String::from_utf8_lossy(&out).contains("src=\"https://static.chat.test"));
+        // And the rewriter refuses further use instead of panicking inside lol_html.
+        assert!(rw.write(b"<p>", &mut out).is_err());
+    }
+
+    #[test]
+    fn ambiguous_markup_fails_closed() {
+        let p = policy(1 << 20);
+        let blocked = p.blocked(&Decision::undecided());
+        let page = url::Url::parse("https://site.test/").unwrap();
+        let r = rewrite_document(
+            p,
+            blocked,
+            page,
+            b"<select><xmp><script>window.$chatq=1</script></select>",
+        );
+        assert!(r.is_err());
+    }
+
+    #[test]
+    fn legacy_background_attribute() {
+        let out = rw(
+            r#"<body background="https://static.chat.test/bg.png"><table background="/t.png"></table>"#,
+        );
+        assert!(out.starts_with(r#"<body data-consentgate-background="https://static.chat.test/bg.png" data-consentgate-service="chat">"#), "{out}");
+        assert!(out.contains(r#"<table background="/t.png">"#), "{out}");
     }
 
     #[test]

@@ -894,3 +894,17 @@ async fn post_bodies_reach_the_origin() {
     assert_eq!(o.last().method, "POST");
     assert_eq!(o.last().headers["content-length"], "7");
 }
+
+#[tokio::test]
+async fn upstream_connections_are_kept_alive_and_reused() {
+    let o = origin(|_| {
+        OriginResponse::html("<iframe src=\"https://www.youtube.com/embed/x\"></iframe>")
+    })
+    .await;
+    let g = gate(o.addr).await;
+    for _ in 0..5 {
+        let got = fetch(g.addr, "/").await;
+        assert_eq!(got.status, 200);
+    }
+    assert_eq!(o.connections.load(std::sync::atomic::Ordering::SeqCst), 1);
+}

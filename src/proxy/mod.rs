@@ -78,8 +78,22 @@ impl Proxy {
         http.enforce_http(false);
         http.set_connect_timeout(Some(config.upstream.connect_timeout));
         http.set_nodelay(true);
+        let mut roots = rustls::RootCertStore::empty();
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        for cert in &config.upstream.ca_certs {
+            roots
+                .add(cert.clone())
+                .map_err(|e| format!("upstream.ca_file: unusable certificate: {e}"))?;
+        }
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS setup: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
         let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_webpki_roots()
+            .with_tls_config(tls)
             .https_or_http()
             .enable_http1()
             .wrap_connector(http);

@@ -66,6 +66,8 @@ type Handler = Arc<dyn Fn(&Seen) -> OriginResponse + Send + Sync>;
 pub struct Origin {
     pub addr: SocketAddr,
     pub seen: Arc<Mutex<Vec<Seen>>>,
+    /// TCP connections accepted so far.
+    pub connections: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Origin {
@@ -89,11 +91,14 @@ pub async fn origin(handler: impl Fn(&Seen) -> OriginResponse + Send + Sync + 's
     let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
     let handler: Handler = Arc::new(handler);
     let seen2 = seen.clone();
+    let connections: Arc<std::sync::atomic::AtomicUsize> = Arc::default();
+    let conns = connections.clone();
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
                 return;
             };
+            conns.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             let (handler, seen) = (handler.clone(), seen2.clone());
             tokio::spawn(async move {
                 let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
@@ -129,7 +134,11 @@ pub async fn origin(handler: impl Fn(&Seen) -> OriginResponse + Send + Sync + 's
             });
         }
     });
-    Origin { addr, seen }
+    Origin {
+        addr,
+        seen,
+        connections,
+    }
 }
 
 /// A body fed by the test through a channel; it ends when the sender is dropped.
