@@ -544,8 +544,8 @@ fn on_script(
         .as_deref()
         .is_some_and(|t| t.trim().eq_ignore_ascii_case("importmap"));
     let lang = el.get_attribute("language");
-    if !import_map && !(d.scan_inline && is_script_type_executable(ty.as_deref(), lang.as_deref()))
-    {
+    let classify = d.scan_inline && is_script_type_executable(ty.as_deref(), lang.as_deref());
+    if !(import_map || classify) {
         return Ok(());
     }
     // Decide on the whole text: hold the element back, buffer its text, emit at the end tag.
