@@ -908,3 +908,42 @@ async fn upstream_connections_are_kept_alive_and_reused() {
     }
     assert_eq!(o.connections.load(std::sync::atomic::Ordering::SeqCst), 1);
 }
+
+#[tokio::test]
+async fn a_page_cached_before_deployment_is_not_revalidated_with_the_origin() {
+    let o = origin(|s| {
+        if s.headers.contains_key("if-none-match") || s.headers.contains_key("if-modified-since") {
+            OriginResponse::html("")
+                .status(304)
+                .header("etag", "\"v1\"")
+        } else {
+            OriginResponse::html("<iframe src=\"https://www.youtube.com/embed/x\"></iframe>")
+                .header("etag", "\"v1\"")
+        }
+    })
+    .await;
+    let g = gate(o.addr).await;
+    let got = send(
+        g.addr,
+        get(g.addr, "/")
+            .header("sec-fetch-dest", "document")
+            .header("if-none-match", "\"v1\"")
+            .header("if-modified-since", "Mon, 01 Jan 2024 00:00:00 GMT")
+            .body(Full::default())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(got.status, 200);
+    assert!(got.text().contains("data-consentgate-service=\"youtube\""));
+    // A sub-resource keeps its validators.
+    let got = send(
+        g.addr,
+        get(g.addr, "/img.png")
+            .header("sec-fetch-dest", "image")
+            .header("if-none-match", "\"v1\"")
+            .body(Full::default())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(got.status, 304);
+}

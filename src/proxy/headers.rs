@@ -177,6 +177,45 @@ pub fn translate_if_none_match(h: &mut HeaderMap, state: &str) -> bool {
     ours
 }
 
+/// Whether a request is for a document a browser will render (a navigation or a frame): its
+/// response is HTML we rewrite.
+pub fn is_document_request(h: &HeaderMap) -> bool {
+    match h.get("sec-fetch-dest").and_then(|v| v.to_str().ok()) {
+        Some(dest) => matches!(
+            dest.trim(),
+            "document" | "iframe" | "frame" | "embed" | "object"
+        ),
+        None => h
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.contains("text/html")),
+    }
+}
+
+/// For a document request, validators that are not ours (a page cached before consentgate was
+/// deployed, or by another path) must not reach the origin: a 304 would bring back a page that
+/// was never rewritten. Only our tags of the current state stay.
+pub fn drop_foreign_validators(h: &mut HeaderMap) {
+    h.remove(header::IF_MODIFIED_SINCE);
+    let Some(v) = h
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+    else {
+        return;
+    };
+    let kept: Vec<&str> = v
+        .split(',')
+        .map(str::trim)
+        .filter(|t| t.contains(TAG_MARK))
+        .collect();
+    if kept.is_empty() {
+        h.remove(header::IF_NONE_MATCH);
+    } else if let Ok(v) = HeaderValue::from_str(&kept.join(", ")) {
+        h.insert(header::IF_NONE_MATCH, v);
+    }
+}
+
 /// Response headers of an HTML page that depends on the consent state: no shared cache may
 /// store it, a browser must revalidate it (with the state-specific ETag), and `Last-Modified`
 /// goes, since `If-Modified-Since` cannot tell consent states apart.
@@ -297,6 +336,23 @@ mod tests {
         h.insert("if-none-match", hv("W/\"abc-cg.s0\""));
         assert!(translate_if_none_match(&mut h, "s1"));
         assert!(!h.contains_key("if-none-match"));
+    }
+
+    #[test]
+    fn document_requests_lose_foreign_validators() {
+        let mut h = HeaderMap::new();
+        h.insert("sec-fetch-dest", hv("document"));
+        assert!(is_document_request(&h));
+        h.insert("sec-fetch-dest", hv("image"));
+        assert!(!is_document_request(&h));
+        let mut h = HeaderMap::new();
+        h.insert("accept", hv("text/html,application/xhtml+xml;q=0.9"));
+        assert!(is_document_request(&h));
+        h.insert("if-none-match", hv("\"origin\", W/\"p-cg.s1\""));
+        h.insert("if-modified-since", hv("Mon, 01 Jan 2024 00:00:00 GMT"));
+        drop_foreign_validators(&mut h);
+        assert_eq!(h["if-none-match"], "W/\"p-cg.s1\"");
+        assert!(!h.contains_key("if-modified-since"));
     }
 
     #[test]

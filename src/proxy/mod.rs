@@ -306,6 +306,9 @@ impl Proxy {
             self.config.server.trust_forwarded_headers,
         );
         headers::filter_accept_encoding(h);
+        if headers::is_document_request(h) {
+            headers::drop_foreign_validators(h);
+        }
         let page_revalidation = headers::translate_if_none_match(h, state);
         // If-Modified-Since cannot tell consent states apart; our pages carry no Last-Modified,
         // so a browser sends it only for resources, and then with no consent tag.
