@@ -52,6 +52,25 @@ pub struct Transfer {
     pub basis: String,
 }
 
+/// A service's texts in one language (the top-level fields are the English ones).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceText {
+    pub description: String,
+    #[serde(default)]
+    pub data_categories: Vec<String>,
+}
+
+/// What the chat facade needs: a blocked chat widget is replaced by a small launcher.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Facade {
+    /// JavaScript run once the widget's scripts have loaded, to open it (e.g.
+    /// `zE('messenger', 'open')`). Empty: the widget shows its own launcher.
+    #[serde(default)]
+    pub open: String,
+}
+
 /// One third-party service, as written in a catalog file or a `[[services]]` config block.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -78,9 +97,30 @@ pub struct Service {
     pub privacy_policy_url: String,
     pub processor: Processor,
     pub transfer: Transfer,
+    /// Localized texts by language code (`de`, `fr`, ...); English is the top level.
+    #[serde(default)]
+    pub i18n: std::collections::BTreeMap<String, ServiceText>,
+    /// Present for chat widgets: shown as a launcher while blocked.
+    #[serde(default)]
+    pub facade: Option<Facade>,
 }
 
 impl Service {
+    /// The description and data categories in `lang`, falling back to English.
+    pub fn text(&self, lang: &str) -> (&str, &[String]) {
+        match self.i18n.get(lang) {
+            Some(t) => (
+                &t.description,
+                if t.data_categories.is_empty() {
+                    &self.data_categories
+                } else {
+                    &t.data_categories
+                },
+            ),
+            None => (&self.description, &self.data_categories),
+        }
+    }
+
     /// Structural checks beyond what serde enforces; every problem is reported with the key
     /// path prefix given.
     pub fn validate(&self, path: &str, errors: &mut Vec<ConfigError>) {

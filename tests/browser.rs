@@ -1,0 +1,1163 @@
+//! Real-browser proof that consentgate keeps third parties off the wire until the visitor
+//! consents, and lets them through afterwards.
+//!
+//! Every test starts, on loopback only:
+//! - the demo origin and a consentgate proxy in front of it (own tokio runtime);
+//! - a logging HTTP proxy that records the host of every request it gets (`CONNECT host:443`
+//!   for https, `GET http://host/...` for http), answers `502 Bad Gateway` and closes;
+//! - a headless Chromium (Debian's `chromium`, or `$CONSENTGATE_CHROMIUM`) with
+//!   `--proxy-server` pointing at the logging proxy, driven over the DevTools protocol.
+//!
+//! Chromium never sends loopback traffic to a proxy (its implicit bypass rules; `<-loopback>`
+//! would be needed to change that), so the pages on 127.0.0.1 load directly while every
+//! third-party host ends up in the log: nothing leaves the machine, and what the log holds is
+//! exactly what the browser tried to reach. Each test checks that the page really loaded and
+//! that no loopback request reached the logging proxy, so the bypass is verified, not assumed.
+//!
+//! The control tests load the origin directly (no consentgate) and show the log does see the
+//! services; without them a "zero requests" result through the proxy would prove nothing.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Condvar, Mutex};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use consentgate::catalog::Catalog;
+use consentgate::config::{parse_upstream_url, Config};
+use consentgate::proxy::Proxy;
+use serde_json::{json, Value};
+use tungstenite::{Message, WebSocket};
+
+const DEFAULT_CHROMIUM: &str = "/usr/bin/chromium";
+const PAGES: [&str; 6] = [
+    "/",
+    "/zendesk",
+    "/zopim",
+    "/freshchat",
+    "/analytics",
+    "/youtube",
+];
+/// How long the network must be silent after `load` before a page counts as done. Freshchat's
+/// loader runs in a `load` listener, so requests can start right after the event.
+const QUIET: Duration = Duration::from_millis(400);
+/// Upper bound for settling one page; past it the test goes on (and says so).
+const SETTLE_MAX: Duration = Duration::from_secs(8);
+/// Upper bound for any single DevTools round trip or page load.
+const CDP_TIMEOUT: Duration = Duration::from_secs(20);
+/// Upper bound for the expected requests to show up after consent.
+const EXPECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+// ---------------------------------------------------------------------------------------------
+// The logging proxy
+
+#[derive(Debug, Clone)]
+struct Hit {
+    host: String,
+    request_line: String,
+}
+
+struct LogProxy {
+    addr: SocketAddr,
+    hits: Arc<Mutex<Vec<Hit>>>,
+    last: Arc<Mutex<Option<Instant>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl LogProxy {
+    fn start() -> LogProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the logging proxy");
+        let addr = listener.local_addr().expect("logging proxy address");
+        let hits: Arc<Mutex<Vec<Hit>>> = Arc::default();
+        let last: Arc<Mutex<Option<Instant>>> = Arc::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (h, l, s) = (hits.clone(), last.clone(), stop.clone());
+        thread::spawn(move || {
+            for conn in listener.incoming() {
+                if s.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(conn) = conn else { continue };
+                let (h, l) = (h.clone(), l.clone());
+                thread::spawn(move || log_one(conn, &h, &l));
+            }
+        });
+        LogProxy {
+            addr,
+            hits,
+            last,
+            stop,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.hits.lock().unwrap().len()
+    }
+
+    fn since(&self, mark: usize) -> Vec<Hit> {
+        self.hits.lock().unwrap()[mark..].to_vec()
+    }
+
+    fn last_hit_at(&self) -> Option<Instant> {
+        *self.last.lock().unwrap()
+    }
+}
+
+impl Drop for LogProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop so it sees the flag.
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
+    }
+}
+
+fn log_one(mut conn: TcpStream, hits: &Mutex<Vec<Hit>>, last: &Mutex<Option<Instant>>) {
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    // Read the whole head (no request we get has a body) so closing does not reset the
+    // connection under Chromium's feet.
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 64 * 1024 {
+        match conn.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    if buf.is_empty() {
+        return; // the shutdown wake-up, or a connection that said nothing
+    }
+    let head = String::from_utf8_lossy(&buf);
+    let line = head.lines().next().unwrap_or("").to_string();
+    let host = host_of_request_line(&line).unwrap_or_else(|| format!("<unparsed: {line}>"));
+    hits.lock().unwrap().push(Hit {
+        host,
+        request_line: line,
+    });
+    *last.lock().unwrap() = Some(Instant::now());
+    let _ = conn
+        .write_all(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    let _ = conn.shutdown(std::net::Shutdown::Both);
+}
+
+/// `CONNECT host:443 HTTP/1.1` or `GET http://host[:port]/path HTTP/1.1` → `host`.
+fn host_of_request_line(line: &str) -> Option<String> {
+    let mut parts = line.split_whitespace();
+    let method = parts.next()?;
+    let target = parts.next()?;
+    let authority = if method.eq_ignore_ascii_case("CONNECT") {
+        target
+    } else {
+        let rest = target.split_once("://")?.1;
+        rest.split(['/', '?', '#']).next()?
+    };
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = if let Some(v6) = authority.strip_prefix('[') {
+        v6.split(']').next()?
+    } else {
+        authority.split(':').next()?
+    };
+    (!host.is_empty()).then(|| host.trim_end_matches('.').to_ascii_lowercase())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The catalog, as host patterns
+
+struct ServiceHosts {
+    /// (service id, host without `*.` or path, wildcard)
+    entries: Vec<(String, String, bool)>,
+}
+
+impl ServiceHosts {
+    fn builtin() -> ServiceHosts {
+        let catalog = Catalog::builtin().expect("built-in catalog");
+        let mut entries = Vec::new();
+        for s in catalog.services() {
+            for h in &s.hosts {
+                let h = h.trim().to_ascii_lowercase();
+                let h = h.split('/').next().unwrap_or_default();
+                let (host, wildcard) = match h.strip_prefix("*.") {
+                    Some(rest) => (rest, true),
+                    None => (h, false),
+                };
+                entries.push((s.id.clone(), host.to_string(), wildcard));
+            }
+        }
+        assert!(!entries.is_empty(), "the built-in catalog has no hosts");
+        ServiceHosts { entries }
+    }
+
+    /// The service a logged host belongs to. Only the host is known for `CONNECT`, so a
+    /// path-scoped entry (`www.facebook.com/tr`) counts for the whole host: conservative.
+    fn service_of(&self, host: &str) -> Option<&str> {
+        self.entries
+            .iter()
+            .find(|(_, h, wildcard)| {
+                host == h
+                    || (*wildcard
+                        && host.len() > h.len()
+                        && host.ends_with(h.as_str())
+                        && host.as_bytes()[host.len() - h.len() - 1] == b'.')
+            })
+            .map(|(id, _, _)| id.as_str())
+    }
+}
+
+fn is_loopback_host(host: &str) -> bool {
+    host == "localhost" || host.starts_with("127.") || host == "::1"
+}
+
+/// One page's log, for output and assertions.
+struct PageLog {
+    url: String,
+    hits: Vec<Hit>,
+}
+
+impl PageLog {
+    fn hosts(&self) -> BTreeSet<String> {
+        self.hits.iter().map(|h| h.host.clone()).collect()
+    }
+}
+
+fn describe(case: &str, pages: &[PageLog], services: &ServiceHosts) -> String {
+    let mut out = String::new();
+    for p in pages {
+        let listed: Vec<String> = p
+            .hosts()
+            .into_iter()
+            .map(|h| {
+                let n = p.hits.iter().filter(|x| x.host == h).count();
+                let times = if n > 1 {
+                    format!(" x{n}")
+                } else {
+                    String::new()
+                };
+                match services.service_of(&h) {
+                    Some(id) => format!("{h}{times} [{id}]"),
+                    None => format!("{h}{times} [not in catalog]"),
+                }
+            })
+            .collect();
+        out.push_str(&format!(
+            "[{case}] {} -> {}\n",
+            p.url,
+            if listed.is_empty() {
+                "(no requests)".to_string()
+            } else {
+                listed.join(", ")
+            }
+        ));
+    }
+    out
+}
+
+fn all_hosts(pages: &[PageLog]) -> BTreeSet<String> {
+    pages.iter().flat_map(|p| p.hosts()).collect()
+}
+
+/// Every logged request to a catalog service, with the page that caused it.
+fn service_hits<'a>(
+    pages: &'a [PageLog],
+    services: &ServiceHosts,
+    allowed: &[&str],
+) -> Vec<(&'a str, &'a Hit, String)> {
+    let mut out = Vec::new();
+    for p in pages {
+        for h in &p.hits {
+            if let Some(id) = services.service_of(&h.host) {
+                if !allowed.contains(&id) {
+                    out.push((p.url.as_str(), h, id.to_string()));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn assert_no_loopback(case: &str, log: &LogProxy) {
+    let bad: Vec<Hit> = log
+        .since(0)
+        .into_iter()
+        .filter(|h| is_loopback_host(&h.host))
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "[{case}] Chromium sent loopback traffic to the logging proxy (the proxy bypass did not \
+         work, so the pages did not load directly): {bad:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The demo origin and the consentgate proxy
+
+struct Site {
+    origin: SocketAddr,
+    proxy: SocketAddr,
+    shutdown: Vec<tokio::sync::oneshot::Sender<()>>,
+    rt: Option<tokio::runtime::Runtime>,
+}
+
+impl Site {
+    fn start() -> Site {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("tokio runtime");
+        let (origin, proxy, shutdown) = rt.block_on(async {
+            let ol = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind origin");
+            let origin = ol.local_addr().unwrap();
+            let (otx, orx) = tokio::sync::oneshot::channel::<()>();
+            tokio::spawn(consentgate::demo::serve_origin(ol, async {
+                let _ = orx.await;
+            }));
+
+            let mut config = Config::defaults().expect("default config");
+            config.upstream.url = parse_upstream_url(&format!("http://{origin}")).unwrap();
+            config.consent.key = Some("k".repeat(32));
+            let (p, _key_source) = Proxy::new(config).expect("proxy");
+            let p = Arc::new(p);
+            let pl = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind proxy");
+            let proxy = pl.local_addr().unwrap();
+            let (ptx, prx) = tokio::sync::oneshot::channel::<()>();
+            tokio::spawn(p.serve(pl, async {
+                let _ = prx.await;
+            }));
+            (origin, proxy, vec![otx, ptx])
+        });
+        Site {
+            origin,
+            proxy,
+            shutdown,
+            rt: Some(rt),
+        }
+    }
+
+    fn origin_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.origin)
+    }
+
+    fn proxy_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.proxy)
+    }
+}
+
+impl Drop for Site {
+    fn drop(&mut self) {
+        for tx in self.shutdown.drain(..) {
+            let _ = tx.send(());
+        }
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_timeout(Duration::from_secs(2));
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Chromium
+
+fn chromium_binary() -> PathBuf {
+    let bin = std::env::var_os("CONSENTGATE_CHROMIUM")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_CHROMIUM));
+    assert!(
+        bin.is_file(),
+        "Chromium not found at {} — install chromium: apt-get install -y chromium \
+         (or set CONSENTGATE_CHROMIUM to a Chromium binary)",
+        bin.display()
+    );
+    bin
+}
+
+fn fresh_profile_dir() -> PathBuf {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let dir = std::env::temp_dir().join(format!(
+        "consentgate-browser-{}-{}-{nanos}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    ));
+    std::fs::create_dir_all(&dir).expect("create the Chromium profile directory");
+    dir
+}
+
+/// Kills the browser's whole process group and removes its profile, on every path.
+struct ProcessGuard {
+    child: Child,
+    profile: PathBuf,
+}
+
+impl Drop for ProcessGuard {
+    fn drop(&mut self) {
+        // The browser leads its own process group (see `process_group(0)`): renderers, zygotes
+        // and the crash handler go with it.
+        let pgid = self.child.id();
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{pgid}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.profile);
+    }
+}
+
+/// At most this many browsers at once, whatever the test harness's thread count.
+const MAX_BROWSERS: usize = 2;
+static BROWSERS: (Mutex<usize>, Condvar) = (Mutex::new(0), Condvar::new());
+
+struct BrowserSlot;
+
+impl BrowserSlot {
+    fn acquire() -> BrowserSlot {
+        let (lock, cvar) = &BROWSERS;
+        let mut n = lock.lock().unwrap_or_else(|e| e.into_inner());
+        while *n >= MAX_BROWSERS {
+            n = cvar.wait(n).unwrap_or_else(|e| e.into_inner());
+        }
+        *n += 1;
+        BrowserSlot
+    }
+}
+
+impl Drop for BrowserSlot {
+    fn drop(&mut self) {
+        let (lock, cvar) = &BROWSERS;
+        *lock.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
+        cvar.notify_one();
+    }
+}
+
+struct Browser {
+    ws: WebSocket<TcpStream>,
+    next_id: u64,
+    session: String,
+    /// `Page.*` events not consumed yet.
+    events: VecDeque<Value>,
+    /// Requests of the page target that have started and not finished: id → URL.
+    inflight: HashMap<String, String>,
+    last_network_event: Instant,
+    stderr: Arc<Mutex<VecDeque<String>>>,
+    // Dropped last: the process outlives the socket, the slot outlives the process.
+    process: ProcessGuard,
+    _slot: BrowserSlot,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        // Ask for a clean exit first (Chromium then reaps its own children); the guard kills
+        // whatever is left.
+        let msg = json!({ "id": 0, "method": "Browser.close" }).to_string();
+        if self.ws.send(Message::text(msg)).is_ok() {
+            let deadline = Instant::now() + Duration::from_secs(2);
+            while Instant::now() < deadline {
+                if !matches!(self.process.child.try_wait(), Ok(None)) {
+                    break;
+                }
+                thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+}
+
+impl Browser {
+    fn launch(log: &LogProxy, javascript: bool) -> Browser {
+        let bin = chromium_binary();
+        let slot = BrowserSlot::acquire();
+        let profile = fresh_profile_dir();
+        let mut cmd = Command::new(&bin);
+        cmd.args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--disable-quic",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(format!("--proxy-server=http://{}", log.addr))
+        .arg("--remote-debugging-port=0");
+        if !javascript {
+            cmd.arg("--blink-settings=scriptEnabled=false");
+        }
+        cmd.arg("about:blank")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        let mut child = match cmd.spawn() {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&profile);
+                panic!(
+                    "cannot start Chromium at {}: {e} — install chromium: apt-get install -y chromium",
+                    bin.display()
+                );
+            }
+        };
+        let stderr_pipe = child.stderr.take().expect("piped stderr");
+        let process = ProcessGuard { child, profile };
+
+        // Drain stderr for the whole life of the browser (a full pipe would block it), keep the
+        // tail for failure messages, and pass on the DevTools address.
+        let stderr: Arc<Mutex<VecDeque<String>>> = Arc::default();
+        let (tx, rx) = mpsc::channel::<String>();
+        {
+            let stderr = stderr.clone();
+            thread::spawn(move || {
+                for line in BufReader::new(stderr_pipe).lines() {
+                    let Ok(line) = line else { break };
+                    if let Some(url) = line.strip_prefix("DevTools listening on ") {
+                        let _ = tx.send(url.trim().to_string());
+                    }
+                    let mut s = stderr.lock().unwrap();
+                    if s.len() == 60 {
+                        s.pop_front();
+                    }
+                    s.push_back(line);
+                }
+            });
+        }
+        let tail = |s: &Arc<Mutex<VecDeque<String>>>| {
+            s.lock()
+                .unwrap()
+                .iter()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        let ws_url = match rx.recv_timeout(CDP_TIMEOUT) {
+            Ok(u) => u,
+            Err(_) => panic!(
+                "Chromium ({}) did not print its DevTools address within {CDP_TIMEOUT:?}; stderr:\n{}",
+                bin.display(),
+                tail(&stderr)
+            ),
+        };
+        let authority = ws_url
+            .strip_prefix("ws://")
+            .and_then(|r| r.split('/').next())
+            .unwrap_or_else(|| panic!("unexpected DevTools address {ws_url}"));
+        let addr: SocketAddr = authority
+            .parse()
+            .unwrap_or_else(|e| panic!("DevTools address {ws_url}: {e}"));
+        let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+            .unwrap_or_else(|e| panic!("connect to DevTools at {addr}: {e}"));
+        stream.set_read_timeout(Some(Duration::from_secs(5))).ok();
+        stream.set_nodelay(true).ok();
+        let (ws, _) = tungstenite::client(ws_url.as_str(), stream)
+            .unwrap_or_else(|e| panic!("DevTools WebSocket handshake with {ws_url}: {e}"));
+        // From now on reads poll, so every wait is bounded by its own deadline.
+        ws.get_ref()
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .ok();
+
+        let mut b = Browser {
+            ws,
+            next_id: 0,
+            session: String::new(),
+            events: VecDeque::new(),
+            inflight: HashMap::new(),
+            last_network_event: Instant::now(),
+            stderr,
+            process,
+            _slot: slot,
+        };
+        let target = b.call_on(None, "Target.createTarget", json!({ "url": "about:blank" }));
+        let target_id = target["targetId"].as_str().expect("targetId").to_string();
+        let attached = b.call_on(
+            None,
+            "Target.attachToTarget",
+            json!({ "targetId": target_id, "flatten": true }),
+        );
+        b.session = attached["sessionId"]
+            .as_str()
+            .expect("sessionId")
+            .to_string();
+        b.call("Page.enable", json!({}));
+        b.call("Page.setLifecycleEventsEnabled", json!({ "enabled": true }));
+        b.call("Network.enable", json!({}));
+        b
+    }
+
+    fn stderr_tail(&self) -> String {
+        self.stderr
+            .lock()
+            .unwrap()
+            .iter()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Reads one DevTools message, or `None` at `deadline`. Network events of our page are
+    /// folded into the in-flight set here, whoever is waiting.
+    fn read_one(&mut self, deadline: Instant) -> Option<Value> {
+        loop {
+            if Instant::now() >= deadline {
+                return None;
+            }
+            match self.ws.read() {
+                Ok(Message::Text(t)) => {
+                    let v: Value = serde_json::from_str(t.as_str())
+                        .unwrap_or_else(|e| panic!("DevTools sent bad JSON ({e}): {t}"));
+                    self.track_network(&v);
+                    return Some(v);
+                }
+                Ok(Message::Close(_)) => panic!(
+                    "Chromium closed the DevTools connection; stderr:\n{}",
+                    self.stderr_tail()
+                ),
+                Ok(_) => continue,
+                Err(tungstenite::Error::Io(e))
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    continue
+                }
+                Err(e) => panic!(
+                    "DevTools connection failed: {e}; Chromium stderr:\n{}",
+                    self.stderr_tail()
+                ),
+            }
+        }
+    }
+
+    fn track_network(&mut self, v: &Value) {
+        if v["sessionId"].as_str() != Some(self.session.as_str()) {
+            return;
+        }
+        let Some(method) = v["method"].as_str() else {
+            return;
+        };
+        let id = v["params"]["requestId"].as_str().unwrap_or_default();
+        match method {
+            "Network.requestWillBeSent" => {
+                let url = v["params"]["request"]["url"].as_str().unwrap_or_default();
+                self.inflight.insert(id.to_string(), url.to_string());
+            }
+            "Network.loadingFinished" | "Network.loadingFailed" => {
+                self.inflight.remove(id);
+            }
+            _ => {}
+        }
+        if method.starts_with("Network.") {
+            self.last_network_event = Instant::now();
+        }
+    }
+
+    /// Sends a command and waits for its answer; events met meanwhile are queued.
+    fn call_on(&mut self, session: Option<&str>, method: &str, params: Value) -> Value {
+        self.next_id += 1;
+        let id = self.next_id;
+        let mut msg = json!({ "id": id, "method": method, "params": params });
+        if let Some(s) = session {
+            msg["sessionId"] = Value::String(s.to_string());
+        }
+        if let Err(e) = self.ws.send(Message::text(msg.to_string())) {
+            panic!(
+                "DevTools send {method}: {e}; stderr:\n{}",
+                self.stderr_tail()
+            );
+        }
+        let deadline = Instant::now() + CDP_TIMEOUT;
+        loop {
+            let Some(v) = self.read_one(deadline) else {
+                panic!(
+                    "no answer to {method} within {CDP_TIMEOUT:?}; Chromium stderr:\n{}",
+                    self.stderr_tail()
+                );
+            };
+            if v["id"].as_u64() == Some(id) {
+                if !v["error"].is_null() {
+                    panic!("{method} failed: {}", v["error"]);
+                }
+                return v["result"].clone();
+            }
+            self.queue_event(v);
+        }
+    }
+
+    fn call(&mut self, method: &str, params: Value) -> Value {
+        let session = self.session.clone();
+        self.call_on(Some(&session), method, params)
+    }
+
+    fn queue_event(&mut self, v: Value) {
+        if v["sessionId"].as_str() == Some(self.session.as_str())
+            && v["method"].as_str().is_some_and(|m| m.starts_with("Page."))
+        {
+            self.events.push_back(v);
+        }
+    }
+
+    /// Waits for the first event of our page (queued or new) that satisfies `pred`.
+    fn wait_event(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        if let Some(i) = self.events.iter().position(&pred) {
+            return self.events.drain(..=i).next_back().unwrap_or_default();
+        }
+        let deadline = Instant::now() + CDP_TIMEOUT;
+        loop {
+            let Some(v) = self.read_one(deadline) else {
+                panic!(
+                    "{what}: nothing within {CDP_TIMEOUT:?}; requests in flight: {:?}",
+                    self.inflight.values().collect::<Vec<_>>()
+                );
+            };
+            if v["sessionId"].as_str() == Some(self.session.as_str()) && pred(&v) {
+                return v;
+            }
+            self.queue_event(v);
+        }
+    }
+
+    /// Waits for the `load` event of the document that `loader_id` brings in: a stale event of
+    /// an earlier document cannot satisfy it.
+    fn wait_load(&mut self, loader_id: &Value, what: &str) {
+        self.wait_event(&format!("{what}: waiting for load"), |e| {
+            e["method"] == "Page.lifecycleEvent"
+                && e["params"]["name"] == "load"
+                && e["params"]["loaderId"] == *loader_id
+        });
+    }
+
+    /// Navigates and waits for `load`, then for the network to go quiet.
+    fn visit(&mut self, url: &str, log: &LogProxy) {
+        self.events.clear();
+        let r = self.call("Page.navigate", json!({ "url": url }));
+        if let Some(err) = r["errorText"].as_str() {
+            panic!("navigation to {url} failed: {err}");
+        }
+        self.wait_load(&r["loaderId"], &format!("loading {url}"));
+        self.settle(log);
+    }
+
+    /// Runs `expression` (which must start a navigation, e.g. a form submission) and waits for
+    /// the next main-frame document's `load`, then for quiet.
+    fn navigate_by_script(&mut self, expression: &str, log: &LogProxy) {
+        self.events.clear();
+        self.eval(expression);
+        let what = format!("after `{expression}`");
+        let nav = self.wait_event(&format!("{what}: waiting for a navigation"), |e| {
+            e["method"] == "Page.frameNavigated" && e["params"]["frame"]["parentId"].is_null()
+        });
+        self.wait_load(&nav["params"]["frame"]["loaderId"], &what);
+        self.settle(log);
+    }
+
+    /// Returns once no request of the page is in flight and neither DevTools nor the logging
+    /// proxy has seen network activity for `QUIET`; gives up (with a note) after `SETTLE_MAX`.
+    fn settle(&mut self, log: &LogProxy) {
+        let start = Instant::now();
+        loop {
+            let now = Instant::now();
+            let last = [
+                Some(start),
+                Some(self.last_network_event),
+                log.last_hit_at(),
+            ]
+            .into_iter()
+            .flatten()
+            .max()
+            .unwrap_or(start);
+            if self.inflight.is_empty() && now.duration_since(last) >= QUIET {
+                return;
+            }
+            if now.duration_since(start) >= SETTLE_MAX {
+                eprintln!(
+                    "note: network not quiet after {SETTLE_MAX:?}; still in flight: {:?}",
+                    self.inflight.values().collect::<Vec<_>>()
+                );
+                self.inflight.clear();
+                return;
+            }
+            if let Some(v) = self.read_one(now + Duration::from_millis(50)) {
+                self.queue_event(v);
+            }
+        }
+    }
+
+    /// Keeps the DevTools connection serviced until `done` holds or `timeout` passes.
+    fn wait_until(&mut self, timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if done() {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            if let Some(v) = self.read_one(Instant::now() + Duration::from_millis(50)) {
+                self.queue_event(v);
+            }
+        }
+    }
+
+    fn eval(&mut self, expression: &str) -> Value {
+        let r = self.call(
+            "Runtime.evaluate",
+            json!({ "expression": expression, "returnByValue": true }),
+        );
+        if !r["exceptionDetails"].is_null() {
+            panic!("`{expression}` threw: {}", r["exceptionDetails"]);
+        }
+        r["result"]["value"].clone()
+    }
+
+    /// The current document's URL and serialized HTML (DOM domain: works without JavaScript).
+    fn document(&mut self) -> (String, String) {
+        let d = self.call("DOM.getDocument", json!({ "depth": 0 }));
+        let url = d["root"]["documentURL"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let node = d["root"]["nodeId"].clone();
+        let html = self.call("DOM.getOuterHTML", json!({ "nodeId": node }))["outerHTML"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        (url, html)
+    }
+
+    /// Fails unless the current document is the demo page at `url`.
+    fn assert_demo_page(&mut self, url: &str) {
+        let (doc_url, html) = self.document();
+        assert_eq!(doc_url, url, "the browser is not on the expected page");
+        assert!(
+            html.contains("<title>Demo shop:"),
+            "{url} did not load the demo page (an error page?):\n{}",
+            html.chars().take(600).collect::<String>()
+        );
+    }
+}
+
+/// Loads each page in turn and returns what the logging proxy saw for each (a request that
+/// arrives late is counted for the page being loaded then). A last entry holds whatever
+/// arrived after the last page settled, so nothing the browser sent goes unchecked.
+fn visit_all(browser: &mut Browser, log: &LogProxy, urls: &[String]) -> Vec<PageLog> {
+    let mut out = Vec::new();
+    let start = log.len();
+    for url in urls {
+        let mark = log.len();
+        browser.visit(url, log);
+        browser.assert_demo_page(url);
+        out.push(PageLog {
+            url: url.clone(),
+            hits: log.since(mark),
+        });
+    }
+    let mark = start + out.iter().map(|p| p.hits.len()).sum::<usize>();
+    let late = log.since(mark);
+    if !late.is_empty() {
+        out.push(PageLog {
+            url: "(after the last page)".into(),
+            hits: late,
+        });
+    }
+    out
+}
+
+fn origin_pages(site: &Site) -> Vec<String> {
+    PAGES.iter().map(|p| site.origin_url(p)).collect()
+}
+
+fn proxy_pages(site: &Site) -> Vec<String> {
+    PAGES.iter().map(|p| site.proxy_url(p)).collect()
+}
+
+/// The consent state as the proxy sees the browser's cookie.
+fn consent_state(browser: &mut Browser, site: &Site, log: &LogProxy) -> Value {
+    let url = site.proxy_url("/__consent/state");
+    browser.visit(&url, log);
+    let text = browser.eval("(document.querySelector('pre') || document.body).textContent");
+    let text = text.as_str().unwrap_or_default().to_string();
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{url} is not JSON ({e}): {text}"))
+}
+
+fn assert_no_service_requests(case: &str, pages: &[PageLog], services: &ServiceHosts) {
+    let leaks = service_hits(pages, services, &[]);
+    let others: Vec<String> = all_hosts(pages)
+        .into_iter()
+        .filter(|h| services.service_of(h).is_none())
+        .collect();
+    assert!(
+        leaks.is_empty(),
+        "[{case}] LEAK: requests reached catalog services without consent:\n{}\n\
+         (hosts outside the catalog, not a failure by themselves: {others:?})",
+        leaks
+            .iter()
+            .map(|(page, hit, id)| format!(
+                "  page {page}: {} [{id}] via `{}`",
+                hit.host, hit.request_line
+            ))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
+fn assert_hosts_seen(case: &str, seen: &BTreeSet<String>, expected: &[&str]) {
+    let missing: Vec<&&str> = expected.iter().filter(|h| !seen.contains(**h)).collect();
+    assert!(
+        missing.is_empty(),
+        "[{case}] expected requests to {missing:?}, the logging proxy saw only {seen:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The tests
+
+/// Control: straight from the origin, with JavaScript, the browser does reach the services,
+/// and the logging proxy sees it. Without this, "zero requests" below would prove nothing.
+#[test]
+fn control_origin_direct_with_javascript_reaches_services() {
+    let case = "control, origin direct, JS on";
+    let services = ServiceHosts::builtin();
+    let site = Site::start();
+    let log = LogProxy::start();
+    let mut browser = Browser::launch(&log, true);
+    let pages = visit_all(&mut browser, &log, &origin_pages(&site));
+    eprint!("{}", describe(case, &pages, &services));
+    assert_no_loopback(case, &log);
+
+    let seen = all_hosts(&pages);
+    assert_hosts_seen(
+        case,
+        &seen,
+        &[
+            "static.zdassets.com",
+            "www.googletagmanager.com",
+            "www.youtube-nocookie.com",
+        ],
+    );
+    // Every page of the demo is a working control for the proxied run of the same page.
+    for p in &pages {
+        assert!(
+            p.hits
+                .iter()
+                .any(|h| services.service_of(&h.host).is_some()),
+            "[{case}] {} reached no catalog service directly: the harness cannot see its leaks",
+            p.url
+        );
+    }
+}
+
+/// No decision, JavaScript on: through consentgate, no page reaches any catalog service.
+#[test]
+fn no_decision_with_javascript_reaches_no_service() {
+    let case = "no decision, proxy, JS on";
+    let services = ServiceHosts::builtin();
+    let site = Site::start();
+    let log = LogProxy::start();
+    let mut browser = Browser::launch(&log, true);
+    let pages = visit_all(&mut browser, &log, &proxy_pages(&site));
+    eprint!("{}", describe(case, &pages, &services));
+    assert_no_loopback(case, &log);
+    assert_no_service_requests(case, &pages, &services);
+}
+
+/// Control for the no-JavaScript mode: straight from the origin, the Meta pixel's
+/// `<noscript>` image (www.facebook.com/tr) is requested, and nothing that needs a script is.
+#[test]
+fn control_origin_direct_without_javascript_requests_noscript_pixel() {
+    let case = "control, origin direct, JS off";
+    let services = ServiceHosts::builtin();
+    let site = Site::start();
+    let log = LogProxy::start();
+    let mut browser = Browser::launch(&log, false);
+    let pages = visit_all(&mut browser, &log, &origin_pages(&site));
+    eprint!("{}", describe(case, &pages, &services));
+    assert_no_loopback(case, &log);
+
+    let seen = all_hosts(&pages);
+    assert_hosts_seen(
+        case,
+        &seen,
+        &["www.facebook.com", "www.youtube-nocookie.com"],
+    );
+    let pixel = pages.iter().flat_map(|p| &p.hits).find(|h| {
+        h.host == "www.facebook.com"
+            && (h.request_line.starts_with("CONNECT") || h.request_line.contains("/tr?"))
+    });
+    assert!(
+        pixel.is_some(),
+        "[{case}] no request for the noscript pixel"
+    );
+    // Scripts really are off: had they run, the GA4 and Meta loaders would have been fetched.
+    assert!(
+        !seen.contains("connect.facebook.net"),
+        "[{case}] connect.facebook.net requested: JavaScript is not disabled"
+    );
+}
+
+/// No decision, JavaScript off: through consentgate, nothing reaches a service, in particular
+/// not the Meta pixel's `<noscript>` image.
+#[test]
+fn no_decision_without_javascript_reaches_no_service() {
+    let case = "no decision, proxy, JS off";
+    let services = ServiceHosts::builtin();
+    let site = Site::start();
+    let log = LogProxy::start();
+    let mut browser = Browser::launch(&log, false);
+    let pages = visit_all(&mut browser, &log, &proxy_pages(&site));
+    eprint!("{}", describe(case, &pages, &services));
+    assert_no_loopback(case, &log);
+    assert!(
+        !all_hosts(&pages).contains("www.facebook.com"),
+        "[{case}] LEAK: the Meta pixel noscript image (www.facebook.com/tr) was requested"
+    );
+    assert_no_service_requests(case, &pages, &services);
+}
+
+/// After "Accept all", clicked in the page itself, the services load.
+#[test]
+fn accept_all_lets_services_load() {
+    let case = "accept all, proxy, JS on";
+    let services = ServiceHosts::builtin();
+    let site = Site::start();
+    let log = LogProxy::start();
+    let mut browser = Browser::launch(&log, true);
+
+    let home = site.proxy_url("/");
+    let before = visit_all(&mut browser, &log, std::slice::from_ref(&home));
+    eprint!("{}", describe("before consent", &before, &services));
+    assert_no_service_requests("before consent", &before, &services);
+
+    let mark = log.len();
+    browser.navigate_by_script(
+        "document.querySelector('button[name=action][value=accept-all]').click()",
+        &log,
+    );
+    browser.assert_demo_page(&home); // 303 back to the page the form was on
+    let expected = ["static.zdassets.com", "www.youtube-nocookie.com"];
+    let arrived = browser.wait_until(EXPECT_TIMEOUT, || {
+        let seen: BTreeSet<String> = log.since(mark).into_iter().map(|h| h.host).collect();
+        expected.iter().all(|h| seen.contains(*h))
+    });
+    browser.settle(&log);
+    let after = vec![PageLog {
+        url: home.clone(),
+        hits: log.since(mark),
+    }];
+    eprint!("{}", describe(case, &after, &services));
+    assert_no_loopback(case, &log);
+    assert!(
+        arrived,
+        "[{case}] expected requests did not arrive within {EXPECT_TIMEOUT:?}"
+    );
+    assert_hosts_seen(case, &all_hosts(&after), &expected);
+
+    let state = consent_state(&mut browser, &site, &log);
+    eprintln!("[{case}] /__consent/state: {state}");
+    assert_eq!(state["decided"], true, "{state}");
+    assert_eq!(state["services"]["zendesk-chat"], true, "{state}");
+    assert_eq!(state["services"]["youtube"], true, "{state}");
+}
+
+/// Consent to YouTube only: the video loads, the chat and the trackers stay off the wire.
+#[test]
+fn partial_consent_loads_only_the_granted_service() {
+    let case = "youtube only, proxy, JS on";
+    let services = ServiceHosts::builtin();
+    let site = Site::start();
+    let log = LogProxy::start();
+    let mut browser = Browser::launch(&log, true);
+
+    let home = site.proxy_url("/");
+    let before = visit_all(&mut browser, &log, std::slice::from_ref(&home));
+    assert_no_service_requests("before consent", &before, &services);
+
+    let mark = log.len();
+    browser.navigate_by_script(
+        "(() => { const box = document.querySelector('input[name=service][value=youtube]'); \
+         box.checked = true; box.form.querySelector('button').click(); })()",
+        &log,
+    );
+    browser.assert_demo_page(&home);
+    let arrived = browser.wait_until(EXPECT_TIMEOUT, || {
+        log.since(mark)
+            .iter()
+            .any(|h| h.host == "www.youtube-nocookie.com")
+    });
+    browser.settle(&log);
+    let after = vec![PageLog {
+        url: home.clone(),
+        hits: log.since(mark),
+    }];
+    eprint!("{}", describe(case, &after, &services));
+    assert_no_loopback(case, &log);
+    assert!(
+        arrived,
+        "[{case}] www.youtube-nocookie.com was not requested within {EXPECT_TIMEOUT:?}"
+    );
+    // Everything else on the page stays blocked: Zendesk, Freshchat, GA4, Meta pixel.
+    assert_no_service_requests_except(case, &after, &services, &["youtube"]);
+
+    let state = consent_state(&mut browser, &site, &log);
+    eprintln!("[{case}] /__consent/state: {state}");
+    assert_eq!(state["decided"], true, "{state}");
+    assert_eq!(state["services"]["youtube"], true, "{state}");
+    assert_eq!(state["services"]["zendesk-chat"], false, "{state}");
+    assert_eq!(state["services"]["google-analytics"], false, "{state}");
+    assert_eq!(state["services"]["meta-pixel"], false, "{state}");
+}
+
+fn assert_no_service_requests_except(
+    case: &str,
+    pages: &[PageLog],
+    services: &ServiceHosts,
+    allowed: &[&str],
+) {
+    let leaks = service_hits(pages, services, allowed);
+    assert!(
+        leaks.is_empty(),
+        "[{case}] LEAK: requests reached services outside the consent ({allowed:?}):\n{}",
+        leaks
+            .iter()
+            .map(|(page, hit, id)| format!(
+                "  page {page}: {} [{id}] via `{}`",
+                hit.host, hit.request_line
+            ))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
+#[test]
+fn request_line_parsing() {
+    assert_eq!(
+        host_of_request_line("CONNECT static.zdassets.com:443 HTTP/1.1").as_deref(),
+        Some("static.zdassets.com")
+    );
+    assert_eq!(
+        host_of_request_line("GET http://v2.zopim.com/?DEMOKEY HTTP/1.1").as_deref(),
+        Some("v2.zopim.com")
+    );
+    assert_eq!(
+        host_of_request_line("GET http://WWW.Example.com:8080 HTTP/1.1").as_deref(),
+        Some("www.example.com")
+    );
+    let s = ServiceHosts::builtin();
+    assert_eq!(s.service_of("static.zdassets.com"), Some("zendesk-chat"));
+    assert_eq!(s.service_of("foo.zdassets.com"), Some("zendesk-chat"));
+    assert_eq!(s.service_of("evilzdassets.com"), None);
+    assert_eq!(s.service_of("www.facebook.com"), Some("meta-pixel"));
+    assert_eq!(s.service_of("eu.zendesk.com"), Some("zendesk-chat"));
+    assert_eq!(s.service_of("127.0.0.1"), None);
+}
