@@ -35,6 +35,10 @@ struct RawConsent {
     cookie_name: Option<String>,
     max_age_days: Option<u32>,
     key: Option<String>,
+    banner: Option<bool>,
+    default_language: Option<String>,
+    privacy_policy_url: Option<String>,
+    settings_position: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -44,7 +48,9 @@ struct RawRewrite {
     max_memory_bytes: Option<usize>,
 }
 
-const SECTIONS: &[&str] = &["server", "upstream", "consent", "rewrite", "services"];
+const SECTIONS: &[&str] = &[
+    "server", "upstream", "consent", "rewrite", "services", "texts",
+];
 
 /// How the `Host` header sent upstream is chosen.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,6 +88,11 @@ pub struct ConsentConfig {
     pub max_age: Duration,
     /// HMAC key for the consent cookie; `None` means "from CONSENTGATE_KEY, else random".
     pub key: Option<String>,
+    /// Inject the banner and settings control into pages.
+    pub banner: bool,
+    /// The site's privacy policy, linked from the banner.
+    pub privacy_policy_url: String,
+    pub settings_corner: crate::banner::Corner,
 }
 
 /// A validated configuration.
@@ -93,6 +104,8 @@ pub struct Config {
     pub rewrite: RewriteLimits,
     /// The built-in catalog with the user's `[[services]]` applied.
     pub catalog: Catalog,
+    /// Banner texts: built-in languages with the user's `[texts.<lang>]` applied.
+    pub languages: crate::i18n::Languages,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -243,6 +256,41 @@ impl Config {
             }
         }
 
+        let privacy_policy_url = consent
+            .privacy_policy_url
+            .clone()
+            .unwrap_or_else(|| "/privacy".to_string());
+        if privacy_policy_url.trim().is_empty() || privacy_policy_url.contains(['"', '<', '>']) {
+            errors.push(ConfigError::new(
+                "consent.privacy_policy_url",
+                "must be a URL or path (no quotes or angle brackets)",
+            ));
+        }
+        let settings_corner = match consent.settings_position.as_deref() {
+            None | Some("bottom-left") => crate::banner::Corner::BottomLeft,
+            Some("bottom-right") => crate::banner::Corner::BottomRight,
+            Some(other) => {
+                errors.push(ConfigError::new(
+                    "consent.settings_position",
+                    format!("`{other}`: use \"bottom-left\" or \"bottom-right\""),
+                ));
+                crate::banner::Corner::BottomLeft
+            }
+        };
+        let texts: std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>> =
+            section(&table, "texts", &mut errors);
+        let default_language = consent
+            .default_language
+            .clone()
+            .unwrap_or_else(|| "en".to_string());
+        let languages = match crate::i18n::Languages::new(&default_language, &texts) {
+            Ok(l) => Some(l),
+            Err(mut e) => {
+                errors.append(&mut e);
+                None
+            }
+        };
+
         let defaults = RewriteLimits::default();
         let limits = RewriteLimits {
             inline_script_max_bytes: rewrite
@@ -299,12 +347,12 @@ impl Config {
             )),
         }
 
-        if !errors.is_empty() {
+        let Some(languages) = languages.filter(|_| errors.is_empty()) else {
             for e in &mut errors {
                 e.line = e.line.or_else(|| line_of(&doc, text, &e.path));
             }
             return Err(ConfigErrors(errors));
-        }
+        };
         Ok(Config {
             server: ServerConfig {
                 listen,
@@ -322,9 +370,13 @@ impl Config {
                 cookie_name,
                 max_age: Duration::from_secs(u64::from(days) * 86_400),
                 key: consent.key,
+                banner: consent.banner.unwrap_or(true),
+                privacy_policy_url,
+                settings_corner,
             },
             rewrite: limits,
             catalog,
+            languages,
         })
     }
 

@@ -1,10 +1,11 @@
 //! The visitor's consent decision and its signed cookie.
 //!
 //! Cookie value: `1.<payload>.<mac>`, both base64url without padding. The payload is
-//! `<issued unix seconds>|<granted id>,<granted id>...`; the MAC is HMAC-SHA256 over
-//! `1.<payload>` with the site key. Service ids (not catalog positions) are stored, so a catalog
-//! that gains or reorders services keeps old cookies meaningful. Anything that does not verify is
-//! "no decision": every non-necessary service stays blocked.
+//! `<issued unix seconds>|<policy version>|<granted id>,<granted id>...`; the MAC is HMAC-SHA256
+//! over `1.<payload>` with the site key. Service ids (not catalog positions) are stored. The policy
+//! version is a hash of the catalog entries and texts in use: when they change, the old decision no
+//! longer applies and the visitor is asked again. Anything that does not verify, or was made under
+//! another policy version, is "no decision": every non-necessary service stays blocked.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
@@ -45,10 +46,11 @@ impl Decision {
     }
 }
 
-/// Signs and verifies consent cookies with one key.
+/// Signs and verifies consent cookies with one key, for one policy version.
 #[derive(Clone)]
 pub struct CookieSigner {
     key: Vec<u8>,
+    version: String,
 }
 
 impl std::fmt::Debug for CookieSigner {
@@ -59,13 +61,26 @@ impl std::fmt::Debug for CookieSigner {
 
 impl CookieSigner {
     pub fn new(key: &[u8]) -> Self {
-        CookieSigner { key: key.to_vec() }
+        CookieSigner {
+            key: key.to_vec(),
+            version: String::new(),
+        }
     }
 
     /// A random key; decisions signed with it do not survive a restart.
     pub fn random() -> Self {
         let key: [u8; 32] = rand::random();
-        CookieSigner { key: key.to_vec() }
+        CookieSigner::new(&key)
+    }
+
+    /// Binds cookies to a policy version (no `|`): others no longer decode.
+    pub fn with_version(mut self, version: &str) -> Self {
+        self.version = version.replace('|', "");
+        self
+    }
+
+    pub fn version(&self) -> &str {
+        &self.version
     }
 
     fn mac(&self) -> HmacSha256 {
@@ -80,7 +95,7 @@ impl CookieSigner {
             .iter()
             .filter_map(|i| catalog.get(i).map(|s| s.id.as_str()))
             .collect();
-        let payload = B64.encode(format!("{}|{}", d.issued, ids.join(",")));
+        let payload = B64.encode(format!("{}|{}|{}", d.issued, self.version, ids.join(",")));
         let signed = format!("{VERSION}.{payload}");
         let mut mac = self.mac();
         mac.update(signed.as_bytes());
@@ -104,7 +119,11 @@ impl CookieSigner {
         mac.update(signed.as_bytes());
         mac.verify_slice(&tag).ok()?;
         let payload = String::from_utf8(B64.decode(payload).ok()?).ok()?;
-        let (issued, ids) = payload.split_once('|')?;
+        let mut fields = payload.splitn(3, '|');
+        let (issued, version, ids) = (fields.next()?, fields.next()?, fields.next()?);
+        if version != self.version {
+            return None;
+        }
         let issued = issued.parse().ok()?;
         let mut granted = ServiceSet::new();
         for id in ids.split(',').filter(|s| !s.is_empty()) {
@@ -171,7 +190,7 @@ mod tests {
         assert_eq!(CookieSigner::new(b"other").decode(&c, &v), None);
         // Forged payload granting everything, old MAC.
         let (_, tag) = v.rsplit_once('.').unwrap();
-        let forged = format!("1.{}.{tag}", B64.encode("5|youtube,meta-pixel"));
+        let forged = format!("1.{}.{tag}", B64.encode("5||youtube,meta-pixel"));
         assert_eq!(s.decode(&c, &forged), None);
         for junk in [
             "",
@@ -189,7 +208,7 @@ mod tests {
     #[test]
     fn unknown_ids_are_ignored() {
         let (c, s) = setup();
-        let signed = format!("1.{}", B64.encode("9|gone-service,youtube"));
+        let signed = format!("1.{}", B64.encode("9||gone-service,youtube"));
         let mut mac = s.mac();
         mac.update(signed.as_bytes());
         let v = format!("{signed}.{}", B64.encode(mac.finalize().into_bytes()));
@@ -198,6 +217,20 @@ mod tests {
             d.granted.iter().collect::<Vec<_>>(),
             vec![c.index_of("youtube").unwrap()]
         );
+    }
+
+    #[test]
+    fn another_policy_version_is_no_decision() {
+        let (c, s) = setup();
+        let d = Decision {
+            decided: true,
+            issued: 5,
+            ..Decision::default()
+        };
+        let v1 = s.clone().with_version("v1");
+        let cookie = v1.encode(&c, &d);
+        assert_eq!(v1.decode(&c, &cookie), Some(d));
+        assert_eq!(s.with_version("v2").decode(&c, &cookie), None);
     }
 
     #[test]

@@ -3,12 +3,14 @@
 //! The rewriting core (`catalog`, `matcher`, `urlctx`, `policy`, `rewrite`) is pure: bytes in,
 //! bytes out, no sockets. The proxy (`proxy`) is a thin streaming shell around it.
 
+pub mod banner;
 pub mod catalog;
 pub mod codec;
 pub mod config;
 pub mod decision;
 pub mod demo;
 pub mod error;
+pub mod i18n;
 pub mod matcher;
 pub mod pipeline;
 pub mod policy;

@@ -17,7 +17,7 @@ use crate::codec::{Coding, Decoder, Encoder};
 use crate::error::RewriteError;
 use crate::matcher::ServiceSet;
 use crate::policy::Policy;
-use crate::rewrite::{Charset, PageRewriter, RewriteStats};
+use crate::rewrite::{Charset, Injection, PageRewriter, RewriteStats};
 
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 
@@ -40,6 +40,8 @@ pub struct BodyRewriter {
     policy: Arc<Policy>,
     blocked: ServiceSet,
     page: url::Url,
+    /// Handed to the page rewriter once the encoding is settled.
+    inject: Option<Injection>,
     stats: RewriteStats,
 }
 
@@ -67,8 +69,10 @@ impl BodyRewriter {
         page: url::Url,
         coding: Coding,
         content_type: Option<&str>,
+        inject: Option<Injection>,
     ) -> Result<Self, RewriteError> {
         Ok(BodyRewriter {
+            inject,
             decoder: Some(Decoder::new(coding)?),
             encoder: Some(Encoder::new(coding)?),
             stage: Stage::Sniffing(Vec::new()),
@@ -87,18 +91,15 @@ impl BodyRewriter {
             return Err(RewriteError::Finished);
         };
         let stage = &mut self.stage;
-        let (policy, blocked, page, declared) =
-            (&self.policy, &self.blocked, &self.page, self.declared);
+        let mut ctx = Ctx {
+            policy: &self.policy,
+            blocked: &self.blocked,
+            page: &self.page,
+            declared: self.declared,
+            inject: &mut self.inject,
+        };
         decoder.write(input, &mut |plain| {
-            feed(
-                stage,
-                plain,
-                &mut plain_out,
-                policy,
-                blocked,
-                page,
-                declared,
-            )
+            feed(stage, plain, &mut plain_out, &mut ctx)
         })?;
         self.encode(&plain_out)
     }
@@ -110,22 +111,17 @@ impl BodyRewriter {
             return Err(RewriteError::Finished);
         };
         let stage = &mut self.stage;
-        let (policy, blocked, page, declared) =
-            (&self.policy, &self.blocked, &self.page, self.declared);
-        decoder.finish(&mut |plain| {
-            feed(
-                stage,
-                plain,
-                &mut plain_out,
-                policy,
-                blocked,
-                page,
-                declared,
-            )
-        })?;
+        let mut ctx = Ctx {
+            policy: &self.policy,
+            blocked: &self.blocked,
+            page: &self.page,
+            declared: self.declared,
+            inject: &mut self.inject,
+        };
+        decoder.finish(&mut |plain| feed(stage, plain, &mut plain_out, &mut ctx))?;
         // A body shorter than a BOM is decided now.
         if let Stage::Sniffing(_) = stage {
-            feed_end_of_sniff(stage, &mut plain_out, policy, blocked, page, declared)?;
+            feed_end_of_sniff(stage, &mut plain_out, &mut ctx)?;
         }
         if let Stage::Rewriting {
             transcoder,
@@ -179,21 +175,27 @@ fn transcode(t: &mut encoding_rs::Decoder, input: &[u8], last: bool, out: &mut S
     }
 }
 
+/// What starting the page rewriter needs, borrowed from the `BodyRewriter`.
+struct Ctx<'a> {
+    policy: &'a Arc<Policy>,
+    blocked: &'a ServiceSet,
+    page: &'a url::Url,
+    declared: Option<&'static Encoding>,
+    inject: &'a mut Option<Injection>,
+}
+
 fn feed(
     stage: &mut Stage,
     plain: &[u8],
     out: &mut Vec<u8>,
-    policy: &Arc<Policy>,
-    blocked: &ServiceSet,
-    page: &url::Url,
-    declared: Option<&'static Encoding>,
+    ctx: &mut Ctx<'_>,
 ) -> Result<(), RewriteError> {
     if let Stage::Sniffing(buf) = stage {
         buf.extend_from_slice(plain);
         if buf.len() < 3 {
             return Ok(());
         }
-        return feed_end_of_sniff(stage, out, policy, blocked, page, declared);
+        return feed_end_of_sniff(stage, out, ctx);
     }
     if let Stage::Rewriting {
         transcoder,
@@ -216,17 +218,14 @@ fn feed(
 fn feed_end_of_sniff(
     stage: &mut Stage,
     out: &mut Vec<u8>,
-    policy: &Arc<Policy>,
-    blocked: &ServiceSet,
-    page: &url::Url,
-    declared: Option<&'static Encoding>,
+    ctx: &mut Ctx<'_>,
 ) -> Result<(), RewriteError> {
     let Stage::Sniffing(head) = stage else {
         return Ok(());
     };
     let head = std::mem::take(head);
     let bom = Encoding::for_bom(&head).map(|(e, _)| e);
-    let (encoding, from_meta) = match (bom, declared) {
+    let (encoding, from_meta) = match (bom, ctx.declared) {
         (Some(e), _) => (e, false),
         (None, Some(e)) => (e, false),
         (None, None) => (encoding_rs::WINDOWS_1252, true),
@@ -251,17 +250,18 @@ fn feed_end_of_sniff(
             )
         }
     };
-    let rewriter = Box::new(PageRewriter::new(
-        policy.clone(),
-        blocked.clone(),
-        page.clone(),
+    let rewriter = Box::new(PageRewriter::with_injection(
+        ctx.policy.clone(),
+        ctx.blocked.clone(),
+        ctx.page.clone(),
         charset,
+        ctx.inject.take(),
     ));
     *stage = Stage::Rewriting {
         transcoder,
         rewriter,
     };
-    feed(stage, &head, out, policy, blocked, page, declared)
+    feed(stage, &head, out, ctx)
 }
 
 #[cfg(test)]
@@ -280,7 +280,7 @@ mod tests {
         let mut compressed = Vec::new();
         enc.write(body, &mut compressed).unwrap();
         enc.finish(&mut compressed).unwrap();
-        let mut br = BodyRewriter::new(policy, blocked, page, coding, ct).unwrap();
+        let mut br = BodyRewriter::new(policy, blocked, page, coding, ct, None).unwrap();
         let mut out = Vec::new();
         for c in compressed.chunks(chunk) {
             out.extend(br.write(c).unwrap());

@@ -27,6 +27,7 @@ impl Default for RewriteLimits {
 /// Compiled CSS selectors (parsing them per request would dominate small pages).
 pub(crate) struct Selectors {
     pub base: lol_html::Selector,
+    pub body: lol_html::Selector,
     pub script: lol_html::Selector,
     pub noscript: lol_html::Selector,
     /// `(selector, URL attributes)`: elements made inert in place.
@@ -61,6 +62,7 @@ impl Selectors {
         };
         Ok(Selectors {
             base: p("base[href]")?,
+            body: p("body")?,
             script: p("script")?,
             noscript: p("noscript")?,
             inert: vec![

@@ -34,6 +34,8 @@ type HandlerResult = lol_html::HandlerResult;
 pub struct RewriteStats {
     /// Elements neutralized or removed.
     pub neutralized: u32,
+    /// Services with at least one element neutralized in this document.
+    pub seen: ServiceSet,
     /// Inline scripts over the buffer cap, neutralized without classification.
     pub unclassified_scripts: u32,
 }
@@ -118,8 +120,18 @@ impl Default for Charset {
 }
 
 impl PageRewriter {
-    /// `blocked` must not be empty: with nothing to block, callers pass the body through.
     pub fn new(policy: Arc<Policy>, blocked: ServiceSet, page: url::Url, charset: Charset) -> Self {
+        Self::with_injection(policy, blocked, page, charset, None)
+    }
+
+    /// A rewriter that also inserts `inject`'s HTML before `</body>` (or at the end).
+    pub fn with_injection(
+        policy: Arc<Policy>,
+        blocked: ServiceSet,
+        page: url::Url,
+        charset: Charset,
+        inject: Option<Injection>,
+    ) -> Self {
         let scan_inline = blocked.iter().any(|i| policy.with_signatures.contains(i));
         let ctx = Arc::new(Mutex::new(DocCtx {
             policy: policy.clone(),
@@ -130,7 +142,8 @@ impl PageRewriter {
             stats: RewriteStats::default(),
         }));
         let sink = SharedSink::default();
-        let settings = settings(&policy, &ctx, true)
+        let slot = inject.map(|f| Arc::new(Mutex::new(Some(f))));
+        let settings = settings(&policy, &ctx, true, slot)
             .with_encoding(charset.encoding)
             .with_adjust_charset_on_meta_tag(charset.from_meta);
         PageRewriter {
@@ -189,11 +202,97 @@ fn handler_error(msg: String) -> Box<dyn std::error::Error + Send + Sync> {
 
 /// The lol_html settings for one document. `outer` adds the handlers that only make sense at
 /// the top level (noscript, inline script classification, srcdoc).
-fn settings<'s>(policy: &'s Policy, ctx: &Ctx, outer: bool) -> Settings<'static, 's> {
+type NoscriptSlot = Arc<Mutex<Option<PageRewriter>>>;
+type InjectSlot = Arc<Mutex<Option<Injection>>>;
+
+/// HTML to insert before `</body>` (or at the end when there is none), rendered from what the
+/// rewrite saw (e.g. which chat widgets it neutralized).
+pub type Injection = Box<dyn FnOnce(&RewriteStats) -> String + Send>;
+
+/// The lol_html settings for one document. `outer` adds what only makes sense at the top level
+/// (noscript, inline classification, srcdoc, injection, end-of-document flushing).
+fn settings<'s>(
+    policy: &'s Policy,
+    ctx: &Ctx,
+    outer: bool,
+    inject: Option<InjectSlot>,
+) -> Settings<'static, 's> {
     let sel = &policy.selectors;
     let mut s = Settings::new_send().with_memory_settings(
         MemorySettings::new().with_max_allowed_memory_usage(policy.limits.max_memory_bytes),
     );
+    let slot: NoscriptSlot = Arc::default();
+    if !lock(ctx).blocked.is_empty() {
+        s = blocking_handlers(s, policy, ctx, outer, &slot);
+    }
+    if !outer {
+        return s;
+    }
+    if let Some(inject) = inject.clone() {
+        let c = ctx.clone();
+        s = s.append_element_content_handler((
+            Cow::Borrowed(&sel.body),
+            ElementContentHandlers::default()
+                .element(move |el: &mut Element<'_, '_, _>| on_body(&c, &inject, el)),
+        ));
+    }
+    let c3 = ctx.clone();
+    s = s.append_document_content_handler(DocumentContentHandlers::default().end(
+        move |end: &mut lol_html::html_content::DocumentEnd<'_>| {
+            // End tags of elements left open at EOF never fire: flush what they held.
+            let mut tail = String::new();
+            if let Some(mut nested) = slot.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                let mut out = Vec::new();
+                nested
+                    .finish(&mut out)
+                    .map_err(|e| handler_error(format!("noscript: {e}")))?;
+                tail.push_str(&String::from_utf8_lossy(&out));
+            }
+            let mut d = lock(&c3);
+            if let Some(p) = d.script.take() {
+                tail.push_str(&d.emit_script(p, false));
+            }
+            let stats = d.stats.clone();
+            drop(d);
+            if let Some(f) = inject.and_then(|i| i.lock().unwrap_or_else(|e| e.into_inner()).take())
+            {
+                tail.push_str(&f(&stats));
+            }
+            if !tail.is_empty() {
+                end.append(&tail, ContentType::Html);
+            }
+            Ok(())
+        },
+    ));
+    s
+}
+
+fn on_body(
+    ctx: &Ctx,
+    inject: &InjectSlot,
+    el: &mut Element<'_, '_, lol_html::send::SendHandlerTypes>,
+) -> HandlerResult {
+    let (inject, c) = (inject.clone(), ctx.clone());
+    el.on_end_tag(Box::new(move |end: &mut EndTag<'_>| {
+        let f = inject.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(f) = f {
+            let stats = lock(&c).stats.clone();
+            end.before(&f(&stats), ContentType::Html);
+        }
+        Ok(())
+    }))?;
+    Ok(())
+}
+
+/// The handlers that neutralize blocked services (none are needed when nothing is blocked).
+fn blocking_handlers<'s>(
+    mut s: Settings<'static, 's>,
+    policy: &'s Policy,
+    ctx: &Ctx,
+    outer: bool,
+    slot: &NoscriptSlot,
+) -> Settings<'static, 's> {
+    let sel = &policy.selectors;
     let c = ctx.clone();
     s = s.append_element_content_handler((
         Cow::Borrowed(&sel.base),
@@ -296,7 +395,6 @@ fn settings<'s>(policy: &'s Policy, ctx: &Ctx, outer: bool) -> Settings<'static,
             ElementContentHandlers::default()
                 .element(move |el: &mut Element<'_, '_, _>| on_srcdoc(&c, el)),
         ));
-        let slot: Arc<Mutex<Option<PageRewriter>>> = Arc::default();
         let (c, sl) = (ctx.clone(), slot.clone());
         let sl2 = slot.clone();
         s = s.append_element_content_handler((
@@ -304,29 +402,6 @@ fn settings<'s>(policy: &'s Policy, ctx: &Ctx, outer: bool) -> Settings<'static,
             ElementContentHandlers::default()
                 .element(move |el: &mut Element<'_, '_, _>| on_noscript(&c, &sl, el))
                 .text(move |t: &mut TextChunk<'_>| on_noscript_text(&sl2, t)),
-        ));
-        let c3 = ctx.clone();
-        s = s.append_document_content_handler(DocumentContentHandlers::default().end(
-            move |end: &mut lol_html::html_content::DocumentEnd<'_>| {
-                // End tags of elements left open at EOF never fire: flush what they held.
-                let mut tail = String::new();
-                if let Some(mut nested) = slot.lock().unwrap_or_else(|e| e.into_inner()).take() {
-                    let mut out = Vec::new();
-                    nested
-                        .finish(&mut out)
-                        .map_err(|e| handler_error(format!("noscript: {e}")))?;
-                    tail.push_str(&String::from_utf8_lossy(&out));
-                }
-                let mut d = lock(&c3);
-                if let Some(p) = d.script.take() {
-                    tail.push_str(&d.emit_script(p, false));
-                }
-                drop(d);
-                if !tail.is_empty() {
-                    end.append(&tail, ContentType::Html);
-                }
-                Ok(())
-            },
         ));
     }
     s
@@ -379,6 +454,9 @@ impl DocCtx {
             start_tag(&p.attrs, None)
         } else {
             self.stats.neutralized += 1;
+            for i in hits.iter() {
+                self.stats.seen.insert(i);
+            }
             start_tag(&p.attrs, Some(&self.policy.ids(&hits)))
         };
         let mut s = String::with_capacity(tag.len() + p.text.len() + close.len());
@@ -533,6 +611,7 @@ fn on_script(
             el.set_attribute("type", "text/plain")?;
             el.set_attribute("data-consentgate-service", d.id(svc))?;
             d.stats.neutralized += 1;
+            d.stats.seen.insert(svc);
         }
         return Ok(());
     }
@@ -620,6 +699,7 @@ fn make_inert(
     if let Some(svc) = first {
         el.set_attribute("data-consentgate-service", d.id(svc))?;
         d.stats.neutralized += 1;
+        d.stats.seen.insert(svc);
     }
     Ok(())
 }
@@ -711,7 +791,7 @@ impl PageRewriter {
             stats: RewriteStats::default(),
         }));
         let sink = SharedSink::default();
-        let settings = settings(&policy, &ctx, false);
+        let settings = settings(&policy, &ctx, false, None);
         PageRewriter {
             inner: Some(HtmlRewriter::new(settings, sink.clone())),
             sink,
@@ -972,6 +1052,51 @@ basis = "DPF"
         );
         assert!(out.starts_with(r#"<body data-consentgate-background="https://static.chat.test/bg.png" data-consentgate-service="chat">"#), "{out}");
         assert!(out.contains(r#"<table background="/t.png">"#), "{out}");
+    }
+
+    fn inject_rw(granted: &[&str], html: &str) -> String {
+        let p = policy(1 << 20);
+        let mut d = Decision::undecided();
+        for g in granted {
+            d.granted.insert(p.catalog.index_of(g).unwrap());
+        }
+        let page = url::Url::parse("https://site.test/").unwrap();
+        let mut rw = PageRewriter::with_injection(
+            p.clone(),
+            p.blocked(&d),
+            page,
+            Charset::default(),
+            Some(Box::new(|stats: &RewriteStats| {
+                format!("<div id=cg seen={}></div>", stats.seen.iter().count())
+            })),
+        );
+        let mut out = Vec::new();
+        for c in html.as_bytes().chunks(5) {
+            rw.write(c, &mut out).unwrap();
+        }
+        rw.finish(&mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn injection_goes_before_body_end_or_at_the_end() {
+        let out = inject_rw(
+            &[],
+            "<html><body><iframe src=\"https://static.chat.test/x\"></iframe></body></html>",
+        );
+        assert!(
+            out.ends_with("</iframe><div id=cg seen=1></div></body></html>"),
+            "{out}"
+        );
+        let out = inject_rw(&[], "<p>no body tag");
+        assert_eq!(out, "<p>no body tag<div id=cg seen=0></div>");
+        // Exactly once, even with a stray second body.
+        let out = inject_rw(&[], "<body><p>a</p></body><body></body>");
+        assert_eq!(out.matches("id=cg").count(), 1, "{out}");
+        // Full consent: the page is untouched apart from the injection.
+        let html = "<html><body><iframe src=\"https://static.chat.test/x\"></iframe></body></html>";
+        let out = inject_rw(&["chat", "video"], html);
+        assert_eq!(out.replace("<div id=cg seen=0></div>", ""), html);
     }
 
     #[test]

@@ -9,12 +9,24 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
 use super::body::ProxyBody;
-use super::Proxy;
+use super::{assets, Proxy, Visitor};
 use crate::catalog::Purpose;
 use crate::decision::Decision;
+use crate::matcher::ServiceSet;
 
 /// Our own endpoints take small forms only.
 const MAX_FORM_BYTES: usize = 16 * 1024;
+
+fn json(v: &serde_json::Value) -> Response<ProxyBody> {
+    let mut r = Response::new(ProxyBody::full(v.to_string()));
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
 
 fn plain(status: StatusCode, msg: &str) -> Response<ProxyBody> {
     let mut r = Response::new(ProxyBody::full(format!("{msg}\n")));
@@ -111,11 +123,21 @@ impl Proxy {
         sub: &str,
         secure: bool,
         host: &str,
-        decision: &Decision,
+        visitor: &Visitor,
     ) -> Response<ProxyBody> {
+        if let Some(name) = sub.strip_prefix("/assets/") {
+            if matches!(*req.method(), Method::GET | Method::HEAD) {
+                if let Some(r) = assets::serve(req.method(), name) {
+                    return r;
+                }
+            }
+            return plain(StatusCode::NOT_FOUND, "not found");
+        }
         match (req.method(), sub) {
-            (&Method::POST, "") => self.record(req, secure, host).await,
-            (&Method::GET | &Method::HEAD, "/state") => self.state_json(decision),
+            (&Method::POST, "") => self.record(req, secure, host, &visitor.decision).await,
+            (&Method::GET | &Method::HEAD, "/state") => {
+                json(&self.state_value(&visitor.decision, None))
+            }
             (_, "") | (_, "/state") => {
                 let mut r = plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
                 let allow = if sub.is_empty() { "POST" } else { "GET, HEAD" };
@@ -127,7 +149,8 @@ impl Proxy {
         }
     }
 
-    fn state_json(&self, d: &Decision) -> Response<ProxyBody> {
+    /// `{"decided": bool, "services": {"<id>": bool}}`, plus `"revoked": [...]` after a POST.
+    fn state_value(&self, d: &Decision, revoked: Option<&ServiceSet>) -> serde_json::Value {
         let catalog = &self.policy.catalog;
         let services: serde_json::Map<String, serde_json::Value> = catalog
             .services()
@@ -135,15 +158,15 @@ impl Proxy {
             .enumerate()
             .map(|(i, s)| (s.id.clone(), serde_json::Value::Bool(d.allows(catalog, i))))
             .collect();
-        let body = serde_json::json!({ "decided": d.decided, "services": services });
-        let mut r = Response::new(ProxyBody::full(body.to_string()));
-        let h = r.headers_mut();
-        h.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        r
+        let mut v = serde_json::json!({ "decided": d.decided, "services": services });
+        if let Some(r) = revoked {
+            let ids: Vec<&str> = r
+                .iter()
+                .filter_map(|i| catalog.get(i).map(|s| s.id.as_str()))
+                .collect();
+            v["revoked"] = serde_json::json!(ids);
+        }
+        v
     }
 
     async fn record(
@@ -151,6 +174,7 @@ impl Proxy {
         req: Request<Incoming>,
         secure: bool,
         host: &str,
+        previous: &Decision,
     ) -> Response<ProxyBody> {
         if let Err(why) = same_origin(req.headers(), host) {
             tracing::warn!(host, why, "consent POST refused");
@@ -160,6 +184,19 @@ impl Proxy {
             );
         }
         let redirect = back_to(req.headers(), host);
+        let wants_json = req
+            .headers()
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.contains("application/json"));
+        let request_cookies: Vec<String> = req
+            .headers()
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|h| h.split(';'))
+            .filter_map(|p| p.split_once('=').map(|(k, _)| k.trim().to_string()))
+            .collect();
         let body = match Limited::new(req.into_body(), MAX_FORM_BYTES)
             .collect()
             .await
@@ -167,10 +204,18 @@ impl Proxy {
             Ok(b) => b.to_bytes(),
             Err(_) => return plain(StatusCode::PAYLOAD_TOO_LARGE, "form too large"),
         };
-        let decision = match self.decision_from_form(&body) {
+        let decision = match self.decision_from_form(&body, previous) {
             Ok(d) => d,
             Err(msg) => return plain(StatusCode::BAD_REQUEST, msg),
         };
+        let mut revoked = ServiceSet::new();
+        if previous.decided {
+            for i in previous.granted.iter() {
+                if !decision.granted.contains(i) {
+                    revoked.insert(i);
+                }
+            }
+        }
         let value = self.signer.encode(&self.policy.catalog, &decision);
         let consent = &self.config.consent;
         let mut cookie = format!(
@@ -184,22 +229,83 @@ impl Proxy {
         tracing::info!(
             host,
             granted = %self.policy.ids(&decision.granted),
+            revoked = %self.policy.ids(&revoked),
             "consent decision recorded"
         );
-        let mut r = Response::new(ProxyBody::empty());
-        *r.status_mut() = StatusCode::SEE_OTHER;
+        let mut r = if wants_json {
+            json(&self.state_value(&decision, Some(&revoked)))
+        } else {
+            let mut r = Response::new(ProxyBody::empty());
+            *r.status_mut() = StatusCode::SEE_OTHER;
+            if let Ok(v) = HeaderValue::from_str(&redirect) {
+                r.headers_mut().insert(header::LOCATION, v);
+            }
+            r.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            r
+        };
         let h = r.headers_mut();
         if let Ok(v) = HeaderValue::from_str(&cookie) {
-            h.insert(header::SET_COOKIE, v);
+            h.append(header::SET_COOKIE, v);
         }
-        if let Ok(v) = HeaderValue::from_str(&redirect) {
-            h.insert(header::LOCATION, v);
+        for c in self.expiry_cookies(&revoked, &request_cookies, host) {
+            if let Ok(v) = HeaderValue::from_str(&c) {
+                h.append(header::SET_COOKIE, v);
+            }
         }
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         r
     }
 
-    fn decision_from_form(&self, body: &Bytes) -> Result<Decision, &'static str> {
+    /// `Set-Cookie` lines that delete the cookies of revoked services: each cookie the browser
+    /// sent whose name the catalog lists for the service (exactly or by `prefix*`), on the host,
+    /// on its registrable parent domain (where trackers usually set them) and on the host as a
+    /// domain.
+    fn expiry_cookies(&self, revoked: &ServiceSet, present: &[String], host: &str) -> Vec<String> {
+        let hostname = url::Url::parse(&format!("http://{host}"))
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_string))
+            .unwrap_or_default();
+        let is_ip = hostname.parse::<std::net::IpAddr>().is_ok() || hostname.starts_with('[');
+        let mut domains: Vec<String> = Vec::new();
+        if !is_ip && hostname.contains('.') {
+            if let Some(d) = psl::domain_str(&hostname) {
+                domains.push(d.to_string());
+                if d != hostname {
+                    domains.push(hostname.clone());
+                }
+            }
+        }
+        let mut out = Vec::new();
+        let mut names: Vec<&str> = Vec::new();
+        for i in revoked.iter() {
+            let Some(svc) = self.policy.catalog.get(i) else {
+                continue;
+            };
+            // Only cookies the browser sent exist for this site (trackers use Path=/).
+            for pattern in &svc.cookies {
+                let matches = |n: &&String| match pattern.strip_suffix('*') {
+                    Some(prefix) => n.starts_with(prefix),
+                    None => *n == pattern,
+                };
+                names.extend(present.iter().filter(matches).map(String::as_str));
+            }
+        }
+        names.sort_unstable();
+        names.dedup();
+        for name in names {
+            out.push(format!("{name}=; Max-Age=0; Path=/"));
+            for d in &domains {
+                out.push(format!("{name}=; Max-Age=0; Path=/; Domain={d}"));
+            }
+        }
+        out
+    }
+
+    fn decision_from_form(
+        &self,
+        body: &Bytes,
+        previous: &Decision,
+    ) -> Result<Decision, &'static str> {
         let catalog = &self.policy.catalog;
         let mut action = None;
         let mut chosen = Vec::new();
@@ -227,6 +333,18 @@ impl Proxy {
                 }
             }
             Some("reject-all") => {}
+            Some("grant") => {
+                // One more service (the chat facade): the earlier choices stay.
+                if previous.decided {
+                    d.granted = previous.granted.clone();
+                }
+                for id in &chosen {
+                    match catalog.index_of(id) {
+                        Some(i) => d.granted.insert(i),
+                        None => tracing::debug!(id, "consent form names an unknown service"),
+                    }
+                }
+            }
             Some("save") => {
                 for id in &chosen {
                     match catalog.index_of(id) {
@@ -235,7 +353,7 @@ impl Proxy {
                     }
                 }
             }
-            _ => return Err("action must be accept-all, reject-all or save"),
+            _ => return Err("action must be accept-all, reject-all, save or grant"),
         }
         Ok(d)
     }

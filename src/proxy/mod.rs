@@ -7,6 +7,7 @@
 //! 4. `respond`: HTML gets consent-specific cache headers and a rewritten body; everything else
 //!    passes through untouched.
 
+mod assets;
 mod body;
 mod endpoints;
 pub mod headers;
@@ -28,12 +29,15 @@ use tokio::net::TcpListener;
 
 pub use body::{BoxError, ProxyBody};
 
+use crate::banner::{self, BannerOptions};
 use crate::codec::Coding;
 use crate::config::{Config, HostHeader};
 use crate::decision::{cookie_value, CookieSigner, Decision};
+use crate::i18n::Languages;
 use crate::matcher::ServiceSet;
 use crate::pipeline::BodyRewriter;
 use crate::policy::Policy;
+use crate::rewrite::{Injection, RewriteStats};
 
 type UpstreamBody = BoxBody<bytes::Bytes, hyper::Error>;
 type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, UpstreamBody>;
@@ -42,11 +46,23 @@ type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, UpstreamB
 pub struct Proxy {
     pub config: Config,
     pub policy: Arc<Policy>,
+    languages: Arc<Languages>,
+    banner: Arc<BannerOptions>,
     signer: CookieSigner,
-    /// Hash of the catalog in force, folded into consent-specific ETags so a config change
-    /// invalidates pages cached under the old one.
+    /// Hash of the catalog and texts in force: the policy version in consent cookies, and folded
+    /// into consent-specific ETags so a config change invalidates pages cached under the old one.
     policy_hash: [u8; 8],
     client: HttpsClient,
+}
+
+/// What the proxy knows about the visitor of one request.
+#[derive(Debug, Clone)]
+pub struct Visitor {
+    pub decision: Decision,
+    /// Banner language, from `Accept-Language`.
+    pub lang: String,
+    /// `Sec-GPC: 1`: the browser asks not to be tracked.
+    pub gpc: bool,
 }
 
 /// How the signing key was obtained, so the binary can warn about a random one.
@@ -70,9 +86,19 @@ impl Proxy {
         let policy = Arc::new(Policy::new(config.catalog.clone(), config.rewrite)?);
         let mut h = Sha256::new();
         h.update(serde_json::to_vec(config.catalog.services()).unwrap_or_default());
+        h.update(config.languages.fingerprint_bytes());
         let digest = h.finalize();
         let mut policy_hash = [0u8; 8];
         policy_hash.copy_from_slice(&digest[..8]);
+        let version: String = policy_hash.iter().map(|b| format!("{b:02x}")).collect();
+        let signer = signer.with_version(&version);
+        let banner = Arc::new(BannerOptions {
+            prefix: config.consent.endpoint_prefix.clone(),
+            privacy_policy_url: config.consent.privacy_policy_url.clone(),
+            settings_corner: config.consent.settings_corner,
+            asset_version: format!("?v={}", assets::version()),
+        });
+        let languages = Arc::new(config.languages.clone());
 
         let mut http = HttpConnector::new();
         http.enforce_http(false);
@@ -105,6 +131,8 @@ impl Proxy {
             Proxy {
                 config,
                 policy,
+                languages,
+                banner,
                 signer,
                 policy_hash,
                 client,
@@ -160,13 +188,34 @@ impl Proxy {
             .unwrap_or_default()
     }
 
-    /// A short token naming the rewrite this request gets: catalog + blocked set.
-    fn state_tag(&self, blocked: &ServiceSet) -> String {
+    /// The visitor behind a request: decision, language, privacy signal.
+    pub fn visitor(&self, req: &Request<Incoming>) -> Visitor {
+        let h = req.headers();
+        let accept_language = h.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok());
+        Visitor {
+            decision: self.decide(req),
+            lang: self.languages.pick(accept_language).to_string(),
+            gpc: h
+                .get("sec-gpc")
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.trim() == "1"),
+        }
+    }
+
+    /// A short token naming the page this visitor gets: catalog and texts, blocked set, and what
+    /// the banner shows (decision, language, GPC note).
+    fn state_tag(&self, blocked: &ServiceSet, v: &Visitor) -> String {
         let mut h = Sha256::new();
         h.update(self.policy_hash);
-        for w in blocked.words() {
-            h.update(w.to_le_bytes());
+        // Each set is length-prefixed: "all blocked" and "all granted" must not hash alike.
+        for set in [blocked, &v.decision.granted] {
+            h.update((set.words().count() as u64).to_le_bytes());
+            for w in set.words() {
+                h.update(w.to_le_bytes());
+            }
         }
+        h.update([u8::from(v.decision.decided), u8::from(v.gpc)]);
+        h.update(v.lang.as_bytes());
         let d = h.finalize();
         d[..6].iter().map(|b| format!("{b:02x}")).collect()
     }
@@ -184,19 +233,20 @@ impl Proxy {
             .get("x-forwarded-proto")
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.trim().eq_ignore_ascii_case("https"));
-        let decision = self.decide(&req);
+        let visitor = self.visitor(&req);
 
         let prefix = self.config.consent.endpoint_prefix.as_str();
         let path = req.uri().path();
         if let Some(sub) = path.strip_prefix(prefix) {
             if sub.is_empty() || sub.starts_with('/') {
                 let sub = sub.to_string();
-                return self.endpoint(req, &sub, secure, &host, &decision).await;
+                return self.endpoint(req, &sub, secure, &host, &visitor).await;
             }
         }
 
-        let blocked = self.policy.blocked(&decision);
-        let state = self.state_tag(&blocked);
+        let blocked = self.policy.blocked(&visitor.decision);
+        let state = self.state_tag(&blocked, &visitor);
+        let document = headers::is_document_request(req.headers());
         let page = page_url(&host, secure, req.uri());
         let method = req.method().clone();
         let (parts, body) = req.into_parts();
@@ -227,7 +277,16 @@ impl Proxy {
         } else {
             resp
         };
-        self.respond(resp, &method, blocked, &state, page, page_revalidation)
+        let inject = (document && self.config.consent.banner).then_some(&visitor);
+        self.respond(
+            resp,
+            &method,
+            blocked,
+            &state,
+            page,
+            page_revalidation,
+            inject,
+        )
     }
 
     async fn send(&self, req: Request<UpstreamBody>) -> Result<Response<Incoming>, String> {
@@ -335,6 +394,36 @@ impl Proxy {
         Ok((req, retry, page_revalidation))
     }
 
+    /// The banner, settings control and facades for this visitor, rendered at `</body>` once the
+    /// rewrite knows which widgets the page had.
+    fn injection(&self, v: &Visitor, blocked: &ServiceSet) -> Injection {
+        let (policy, languages, opts) = (
+            self.policy.clone(),
+            self.languages.clone(),
+            self.banner.clone(),
+        );
+        let (v, blocked) = (v.clone(), blocked.clone());
+        Box::new(move |stats: &RewriteStats| {
+            let facades: Vec<usize> = stats
+                .seen
+                .iter()
+                .filter(|i| blocked.contains(*i))
+                .filter(|i| policy.catalog.get(*i).is_some_and(|s| s.facade.is_some()))
+                .collect();
+            banner::render(
+                &policy.catalog,
+                &v.decision,
+                &languages,
+                &v.lang,
+                &opts,
+                v.gpc,
+                &facades,
+            )
+            .html
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
     fn respond(
         &self,
         resp: Response<Incoming>,
@@ -343,6 +432,7 @@ impl Proxy {
         state: &str,
         page: url::Url,
         page_revalidation: bool,
+        inject: Option<&Visitor>,
     ) -> Response<ProxyBody> {
         let (mut parts, body) = resp.into_parts();
         headers::remove_hop_by_hop(&mut parts.headers);
@@ -365,13 +455,13 @@ impl Proxy {
         parts.headers.remove(header::ACCEPT_RANGES);
         if !has_body {
             // HEAD: the length would be that of the origin's body, not ours.
-            if !blocked.is_empty() {
+            if !blocked.is_empty() || inject.is_some() {
                 parts.headers.remove(header::CONTENT_LENGTH);
             }
             return Response::from_parts(parts, ProxyBody::empty());
         }
-        if blocked.is_empty() {
-            // Full consent: the origin's page, byte for byte.
+        if blocked.is_empty() && inject.is_none() {
+            // Full consent and nothing to add: the origin's page, byte for byte.
             return Response::from_parts(parts, ProxyBody::pass(body, idle));
         }
         let ce = parts
@@ -389,14 +479,21 @@ impl Proxy {
             .headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok());
-        let rewriter =
-            match BodyRewriter::new(self.policy.clone(), blocked, page.clone(), coding, ct) {
-                Ok(r) => r,
-                Err(e) => {
-                    tracing::error!(%page, error = %e, "cannot start rewriting");
-                    return simple(StatusCode::BAD_GATEWAY, "bad gateway");
-                }
-            };
+        let injection = inject.map(|v| self.injection(v, &blocked));
+        let rewriter = match BodyRewriter::new(
+            self.policy.clone(),
+            blocked,
+            page.clone(),
+            coding,
+            ct,
+            injection,
+        ) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(%page, error = %e, "cannot start rewriting");
+                return simple(StatusCode::BAD_GATEWAY, "bad gateway");
+            }
+        };
         parts.headers.remove(header::CONTENT_LENGTH);
         Response::from_parts(
             parts,

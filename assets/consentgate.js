@@ -1,0 +1,204 @@
+/* consentgate client runtime. The banner is a plain form that works without JavaScript; this
+ * script makes it smoother: decisions are posted with fetch, granted services are activated in
+ * place (in document order, no reload), a revocation reloads the page, the settings control
+ * reopens the banner, and a chat facade loads and opens its widget. */
+(function () {
+  'use strict';
+  var runtime = document.currentScript || document.querySelector('script[data-consentgate="runtime"]');
+  var prefix = (runtime && runtime.getAttribute('data-consentgate-prefix')) || '/__consent';
+  var banner = document.querySelector('[data-consentgate="banner"]');
+  var DATA = 'data-consentgate-';
+
+  function ids(el) {
+    return (el.getAttribute(DATA + 'service') || '').split(/\s+/).filter(Boolean);
+  }
+
+  function allowed(el, services) {
+    var list = ids(el);
+    return list.length > 0 && list.every(function (id) { return services[id] === true; });
+  }
+
+  function ours(el) {
+    return el.tagName === 'INPUT' || el.tagName === 'BUTTON' ||
+      (el.closest && (el.closest('[data-consentgate="banner"]') || el.closest('[data-consentgate-placeholder]')));
+  }
+
+  function post(params) {
+    return fetch(prefix, {
+      method: 'POST',
+      credentials: 'same-origin',
+      headers: { 'Content-Type': 'application/x-www-form-urlencoded', 'Accept': 'application/json' },
+      body: params.toString()
+    }).then(function (r) {
+      if (!r.ok) { throw new Error('consentgate: ' + r.status); }
+      return r.json();
+    });
+  }
+
+  /* A neutralized script becomes a live one: same attributes, original type and URL. Classic
+   * blocking scripts are awaited so that the inline code after them finds what they define. */
+  function activateScript(old) {
+    return new Promise(function (resolve) {
+      var s = document.createElement('script');
+      var src = null;
+      Array.prototype.forEach.call(old.attributes, function (a) {
+        var n = a.name;
+        if (n === 'type' || n === DATA + 'service') { return; }
+        if (n === DATA + 'type') { s.setAttribute('type', a.value); return; }
+        if (n === DATA + 'src' || n === DATA + 'href' || n === DATA + 'xlink-href') { src = a.value; return; }
+        s.setAttribute(n, a.value);
+      });
+      var waits = false;
+      if (src !== null) {
+        var async = old.hasAttribute('async') || old.hasAttribute('defer') || s.type === 'module';
+        s.async = async;
+        if (!async) {
+          waits = true;
+          s.onload = s.onerror = function () { resolve(); };
+        }
+        s.src = src;
+      } else {
+        s.text = old.text;
+      }
+      old.parentNode.replaceChild(s, old);
+      if (!waits) { resolve(); }
+    });
+  }
+
+  function activateElement(el) {
+    Array.prototype.slice.call(el.attributes).forEach(function (a) {
+      if (a.name.indexOf(DATA) !== 0 || a.name === DATA + 'service') { return; }
+      var target = a.name.slice(DATA.length);
+      if (target === 'xlink-href') {
+        el.setAttributeNS('http://www.w3.org/1999/xlink', 'xlink:href', a.value);
+      } else {
+        el.setAttribute(target, a.value);
+      }
+      el.removeAttribute(a.name);
+    });
+    el.removeAttribute(DATA + 'service');
+    if (el.tagName === 'OBJECT' && el.parentNode) {
+      el.parentNode.replaceChild(el.cloneNode(true), el); /* <object> loads only when inserted */
+    }
+  }
+
+  function activate(services) {
+    var chain = Promise.resolve();
+    Array.prototype.forEach.call(document.querySelectorAll('[' + DATA + 'service]'), function (el) {
+      if (ours(el) || !allowed(el, services)) { return; }
+      chain = chain.then(function () {
+        return el.tagName === 'SCRIPT' ? activateScript(el) : activateElement(el);
+      });
+    });
+    return chain;
+  }
+
+  function setOpen(open) {
+    if (!banner) { return; }
+    banner.setAttribute(DATA + 'open', open ? 'true' : 'false');
+    if (!open && location.hash === '#consentgate-banner' && history.replaceState) {
+      history.replaceState(null, '', location.pathname + location.search);
+    }
+    if (open) {
+      var title = banner.querySelector('.cg-title');
+      if (title) { title.setAttribute('tabindex', '-1'); title.focus(); }
+    }
+  }
+
+  function ensureSettingsControl() {
+    if (!banner || document.querySelector('[' + DATA + 'action="settings"]')) { return; }
+    var a = document.createElement('a');
+    a.href = '#consentgate-banner';
+    a.className = 'cg-settings ' + (banner.getAttribute(DATA + 'corner') || 'cg-left');
+    a.setAttribute('role', 'button');
+    a.setAttribute(DATA + 'action', 'settings');
+    a.setAttribute('aria-controls', 'consentgate-banner');
+    a.textContent = banner.getAttribute(DATA + 'settings-label') || 'Privacy settings';
+    document.body.appendChild(a);
+  }
+
+  function sync(services) {
+    if (!banner) { return; }
+    Array.prototype.forEach.call(banner.querySelectorAll('input[' + DATA + 'service]'), function (box) {
+      box.checked = services[box.getAttribute(DATA + 'service')] === true;
+    });
+  }
+
+  function openWidget(code) {
+    if (!code) { return; }
+    var run;
+    try { run = new Function(code); } catch (e) { return; }
+    var deadline = Date.now() + 15000;
+    (function attempt() {
+      try { run(); } catch (e) {
+        if (Date.now() < deadline) { setTimeout(attempt, 300); }
+      }
+    })();
+  }
+
+  function decided(result) {
+    if (result.revoked && result.revoked.length) {
+      /* Revocation: what already ran cannot be unloaded; a fresh page is clean. */
+      location.reload();
+      return Promise.resolve();
+    }
+    sync(result.services);
+    setOpen(false);
+    ensureSettingsControl();
+    Array.prototype.forEach.call(document.querySelectorAll('[' + DATA + 'placeholder]'), function (f) {
+      if (result.services[f.getAttribute(DATA + 'placeholder')] === true) { f.parentNode.removeChild(f); }
+    });
+    return activate(result.services);
+  }
+
+  var lastAction = null;
+  var bypass = false;
+  document.addEventListener('click', function (e) {
+    var t = e.target && e.target.closest ? e.target.closest('[' + DATA + 'action]') : null;
+    if (!t) { return; }
+    if (t.getAttribute(DATA + 'action') === 'settings') {
+      e.preventDefault();
+      setOpen(true);
+    } else {
+      lastAction = t;
+    }
+  });
+
+  /* Every form that posts to the consent endpoint (the banner, a facade, or the site's own
+   * controls) is sent with fetch: exactly the fields the plain form would send. */
+  function formParams(form, submitter) {
+    var data;
+    try { data = new FormData(form, submitter || undefined); } catch (e) {
+      data = new FormData(form);
+      if (submitter && submitter.name) { data.append(submitter.name, submitter.value); }
+    }
+    var params = new URLSearchParams();
+    data.forEach(function (value, key) { params.append(key, value); });
+    return params;
+  }
+
+  document.addEventListener('submit', function (e) {
+    var form = e.target;
+    if (bypass || !form || form.getAttribute('action') !== prefix) { return; }
+    var submitter = e.submitter || (lastAction && lastAction.form === form ? lastAction : null);
+    var params = formParams(form, submitter);
+    var facade = form.closest('[' + DATA + 'placeholder]');
+    e.preventDefault();
+    post(params).then(function (result) {
+      return decided(result).then(function () {
+        if (facade) { openWidget(facade.getAttribute(DATA + 'opener')); }
+      });
+    }).catch(function () {
+      /* The fetch failed: send the plain form, which always works. */
+      bypass = true;
+      if (form.requestSubmit) { form.requestSubmit(submitter || undefined); } else { form.submit(); }
+    });
+  });
+
+  document.addEventListener('keydown', function (e) {
+    if (e.key === 'Escape' && banner && banner.getAttribute(DATA + 'open') === 'true' &&
+        banner.getAttribute(DATA + 'decided') === 'true') {
+      setOpen(false);
+    }
+  });
+})();

@@ -1,0 +1,368 @@
+//! The visitor's consent experience over real TCP: banner injection, settings control, chat
+//! facade, languages, GPC, revocation, policy version, assets.
+
+mod common;
+
+use bytes::Bytes;
+use http::Request;
+use http_body_util::Full;
+
+use common::*;
+
+const PAGE: &str = "<!doctype html><html><head><title>t</title></head><body><p>shop</p><script src=\"https://static.zdassets.com/ekr/snippet.js?key=k\"></script></body></html>";
+
+fn doc(addr: std::net::SocketAddr, path: &str) -> http::request::Builder {
+    get(addr, path)
+        .header("sec-fetch-dest", "document")
+        .header("accept", "text/html")
+}
+
+async fn page(addr: std::net::SocketAddr, cookie: Option<&str>, extra: &[(&str, &str)]) -> Got {
+    let mut b = doc(addr, "/");
+    if let Some(c) = cookie {
+        b = b.header("cookie", c);
+    }
+    for (k, v) in extra {
+        b = b.header(*k, *v);
+    }
+    send(addr, b.body(Full::default()).unwrap()).await
+}
+
+async fn site() -> (Origin, Gate) {
+    let o = origin(|_| OriginResponse::html(PAGE)).await;
+    let g = gate(o.addr).await;
+    (o, g)
+}
+
+#[tokio::test]
+async fn first_visit_gets_the_banner_before_body_end() {
+    let (_o, g) = site().await;
+    let got = page(g.addr, None, &[]).await;
+    let html = got.text();
+    let banner = html
+        .find("data-consentgate=\"banner\"")
+        .expect("banner injected");
+    assert!(banner > html.find("<p>shop</p>").unwrap());
+    assert!(
+        html.ends_with("</body></html>"),
+        "injected before </body>: {html}"
+    );
+    for a in ["accept-all", "reject-all", "save"] {
+        assert!(
+            html.contains(&format!("data-consentgate-action=\"{a}\"")),
+            "{a}"
+        );
+    }
+    assert!(html.contains("<form class=\"cg-form\" method=\"post\" action=\"/__consent\">"));
+    assert!(!html.contains(" checked"), "nothing pre-checked");
+    assert!(!html.contains("data-consentgate-action=\"settings\""));
+    assert!(html.contains("data-consentgate-open=\"true\""));
+    // The chat widget on the page is replaced by a facade.
+    assert!(html.contains("data-consentgate-placeholder=\"zendesk-chat\""));
+    assert!(html.contains("sends data to Zendesk, Inc., United States."));
+    // Assets come from our own endpoint, cache-busted.
+    assert!(html.contains("/__consent/assets/consentgate.js?v="));
+    assert!(html.contains("/__consent/assets/consentgate.css?v="));
+}
+
+#[tokio::test]
+async fn fragments_and_subresources_get_no_banner() {
+    let (_o, g) = site().await;
+    let got = send(
+        g.addr,
+        get(g.addr, "/")
+            .header("sec-fetch-dest", "empty")
+            .body(Full::default())
+            .unwrap(),
+    )
+    .await;
+    assert!(!got.text().contains("data-consentgate=\"banner\""));
+    // Still rewritten: blocking does not depend on where the HTML goes.
+    assert!(got
+        .text()
+        .contains("data-consentgate-service=\"zendesk-chat\""));
+}
+
+#[tokio::test]
+async fn after_a_decision_the_settings_control_reopens_the_banner() {
+    let (_o, g) = site().await;
+    let cookie = consent(g.addr, "action=save&service=youtube").await;
+    let html = page(g.addr, Some(&cookie), &[]).await.text();
+    assert!(html.contains("data-consentgate-action=\"settings\""));
+    assert!(html.contains("href=\"#consentgate-banner\""));
+    assert!(html.contains("data-consentgate-open=\"false\""));
+    // The banner shows the visitor's own choice.
+    assert!(html.contains("value=\"youtube\" data-consentgate-service=\"youtube\" checked"));
+    assert_eq!(html.matches(" checked").count(), 1);
+}
+
+#[tokio::test]
+async fn full_consent_page_is_the_origins_plus_our_control() {
+    let (_o, g) = site().await;
+    let cookie = consent(g.addr, "action=accept-all").await;
+    let html = page(g.addr, Some(&cookie), &[]).await.text();
+    let start = html
+        .find("<link rel=\"stylesheet\" href=\"/__consent/assets")
+        .unwrap();
+    let end = html.find("</body>").unwrap();
+    let without = format!("{}{}", &html[..start], &html[end..]);
+    assert_eq!(without, PAGE);
+    assert!(
+        !html.contains("data-consentgate-placeholder"),
+        "no facade once allowed"
+    );
+}
+
+#[tokio::test]
+async fn banner_can_be_switched_off() {
+    let o = origin(|_| OriginResponse::html(PAGE)).await;
+    let g = gate_with(o.addr, |c| c.consent.banner = false).await;
+    let html = page(g.addr, None, &[]).await.text();
+    assert!(!html.contains("data-consentgate=\"banner\""));
+    assert!(html.contains("data-consentgate-service=\"zendesk-chat\""));
+    let cookie = consent(g.addr, "action=accept-all").await;
+    assert_eq!(page(g.addr, Some(&cookie), &[]).await.text(), PAGE);
+}
+
+#[tokio::test]
+async fn language_follows_accept_language() {
+    let (_o, g) = site().await;
+    let de = page(
+        g.addr,
+        None,
+        &[("accept-language", "de-DE,de;q=0.9,en;q=0.5")],
+    )
+    .await
+    .text();
+    assert!(de.contains("lang=\"de\""));
+    assert!(de.contains("Alle ablehnen"), "German reject button");
+    // Service facts are localized from the catalog too.
+    let ru = page(g.addr, None, &[("accept-language", "ru")])
+        .await
+        .text();
+    assert!(ru.contains("lang=\"ru\""));
+    assert!(ru.contains("Отклонить все"));
+    let other = page(g.addr, None, &[("accept-language", "ja")])
+        .await
+        .text();
+    assert!(other.contains("lang=\"en\"") && other.contains("Reject all"));
+    // Different languages never share a cached page.
+    let a = page(g.addr, None, &[("accept-language", "de")]).await;
+    let b = page(g.addr, None, &[("accept-language", "fr")]).await;
+    assert!(a.header("etag").is_none() || a.header("etag") != b.header("etag"));
+}
+
+#[tokio::test]
+async fn texts_can_be_overridden_per_site() {
+    let o = origin(|_| OriginResponse::html(PAGE)).await;
+    let g = gate_with(o.addr, |c| {
+        let mut map = std::collections::BTreeMap::new();
+        map.insert(
+            "en".to_string(),
+            std::collections::BTreeMap::from([(
+                "accept_all".to_string(),
+                "Allow everything".to_string(),
+            )]),
+        );
+        c.languages = consentgate::i18n::Languages::new("en", &map).unwrap();
+    })
+    .await;
+    assert!(page(g.addr, None, &[])
+        .await
+        .text()
+        .contains("Allow everything"));
+}
+
+#[tokio::test]
+async fn legacy_charset_page_gets_a_correctly_encoded_banner() {
+    let body = "<html><body><p>Caf\u{e9}</p></body></html>";
+    let (latin1, _, _) = encoding_rs::WINDOWS_1252.encode(body);
+    let latin1 = latin1.into_owned();
+    let o = origin(move |_| OriginResponse {
+        status: 200,
+        headers: vec![(
+            "content-type".into(),
+            "text/html; charset=windows-1252".into(),
+        )],
+        body: OriginBody::Full(latin1.clone()),
+    })
+    .await;
+    let g = gate(o.addr).await;
+    let got = page(g.addr, None, &[("accept-language", "ru")]).await;
+    let (text, _, malformed) = encoding_rs::WINDOWS_1252.decode(&got.body);
+    assert!(!malformed);
+    assert!(text.contains("<p>Café</p>"));
+    // Cyrillic has no windows-1252 bytes: it must arrive as character references, not '?'.
+    assert!(
+        text.contains("&#1054;") || text.contains("&#x41e;") || text.contains("&#X41E;"),
+        "{}",
+        &text[..400.min(text.len())]
+    );
+    assert!(!text.contains("??????"));
+}
+
+#[tokio::test]
+async fn gpc_is_honoured_and_said() {
+    let (_o, g) = site().await;
+    let html = page(g.addr, None, &[("sec-gpc", "1")]).await.text();
+    assert!(html.contains("data-consentgate=\"gpc\""));
+    assert!(html.contains("data-consentgate-service=\"zendesk-chat\""));
+    let html = page(g.addr, None, &[]).await.text();
+    assert!(!html.contains("data-consentgate=\"gpc\""));
+}
+
+async fn post_json(
+    addr: std::net::SocketAddr,
+    form: &str,
+    cookie: Option<&str>,
+    host: &str,
+) -> Got {
+    let mut b = Request::post("/__consent")
+        .header("host", host)
+        .header("origin", format!("http://{host}"))
+        .header("accept", "application/json")
+        .header("content-type", "application/x-www-form-urlencoded");
+    if let Some(c) = cookie {
+        b = b.header("cookie", c);
+    }
+    send(
+        addr,
+        b.body(Full::new(Bytes::from(form.to_string()))).unwrap(),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn facade_grant_adds_one_service_to_earlier_choices() {
+    let (_o, g) = site().await;
+    let host = g.addr.to_string();
+    let yt = consent(g.addr, "action=save&service=youtube").await;
+    let got = post_json(
+        g.addr,
+        "action=grant&service=zendesk-chat",
+        Some(&yt),
+        &host,
+    )
+    .await;
+    assert_eq!(got.status, 200);
+    let v: serde_json::Value = serde_json::from_slice(&got.body).unwrap();
+    assert_eq!(v["services"]["youtube"], true);
+    assert_eq!(v["services"]["zendesk-chat"], true);
+    assert_eq!(v["services"]["meta-pixel"], false);
+    assert_eq!(v["revoked"], serde_json::json!([]));
+}
+
+#[tokio::test]
+async fn revocation_expires_the_services_cookies_on_host_and_parent_domain() {
+    let (_o, g) = site().await;
+    let host = "www.shop.example.com";
+    let all = {
+        let got = post_json(g.addr, "action=accept-all", None, host).await;
+        got.header("set-cookie")
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    let cookies = format!("{all}; _ga=GA1.1.1; _ga_ABC123=GS1; _fbp=fb.1; session=keep");
+    let got = post_json(g.addr, "action=reject-all", Some(&cookies), host).await;
+    let v: serde_json::Value = serde_json::from_slice(&got.body).unwrap();
+    let revoked: Vec<&str> = v["revoked"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_str().unwrap())
+        .collect();
+    assert!(
+        revoked.contains(&"google-analytics") && revoked.contains(&"meta-pixel"),
+        "{v}"
+    );
+    let set: Vec<&str> = got
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    for expected in [
+        "_ga=; Max-Age=0; Path=/",
+        "_ga=; Max-Age=0; Path=/; Domain=example.com",
+        "_ga=; Max-Age=0; Path=/; Domain=www.shop.example.com",
+        "_ga_ABC123=; Max-Age=0; Path=/; Domain=example.com",
+        "_fbp=; Max-Age=0; Path=/; Domain=example.com",
+    ] {
+        assert!(set.contains(&expected), "{expected} missing in {set:#?}");
+    }
+    assert!(
+        !set.iter().any(|c| c.starts_with("session=")),
+        "essential cookies are never touched"
+    );
+    assert!(
+        set[0].starts_with("consentgate="),
+        "the new decision comes first: {set:?}"
+    );
+    // Without an earlier grant nothing is revoked, nothing expired.
+    let got = post_json(g.addr, "action=reject-all", None, host).await;
+    assert_eq!(got.headers.get_all("set-cookie").iter().count(), 1);
+}
+
+#[tokio::test]
+async fn a_changed_policy_asks_again() {
+    let (_o, g) = site().await;
+    let cookie = consent(g.addr, "action=accept-all").await;
+    let o2 = origin(|_| OriginResponse::html(PAGE)).await;
+    // Same key, different texts: a different policy version.
+    let g2 = gate_with(o2.addr, |c| {
+        let mut map = std::collections::BTreeMap::new();
+        map.insert(
+            "en".to_string(),
+            std::collections::BTreeMap::from([(
+                "banner_intro".to_string(),
+                "New wording.".to_string(),
+            )]),
+        );
+        c.languages = consentgate::i18n::Languages::new("en", &map).unwrap();
+    })
+    .await;
+    let html = page(g2.addr, Some(&cookie), &[]).await.text();
+    assert!(
+        html.contains("data-consentgate-open=\"true\""),
+        "asked again"
+    );
+    assert!(
+        html.contains("data-consentgate-service=\"zendesk-chat\""),
+        "and blocked meanwhile"
+    );
+    // The same cookie on the unchanged proxy still holds.
+    let html = page(g.addr, Some(&cookie), &[]).await.text();
+    assert!(html.contains("data-consentgate-open=\"false\""));
+}
+
+#[tokio::test]
+async fn assets_are_served_with_long_lived_cache_headers() {
+    let (o, g) = site().await;
+    for (path, ctype) in [
+        (
+            "/__consent/assets/consentgate.js",
+            "text/javascript; charset=utf-8",
+        ),
+        (
+            "/__consent/assets/consentgate.css",
+            "text/css; charset=utf-8",
+        ),
+    ] {
+        let got = fetch(g.addr, path).await;
+        assert_eq!(got.status, 200);
+        assert_eq!(got.header("content-type"), Some(ctype));
+        assert_eq!(
+            got.header("cache-control"),
+            Some("public, max-age=31536000, immutable")
+        );
+        assert!(!got.body.is_empty());
+    }
+    assert_eq!(
+        fetch(g.addr, "/__consent/assets/other.js").await.status,
+        404
+    );
+    assert_eq!(o.count(), 0);
+}
