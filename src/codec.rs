@@ -211,6 +211,19 @@ impl Decoder {
     }
 }
 
+/// Decodes a whole body at once (tests, small bodies).
+pub fn decode_all(coding: Coding, data: &[u8]) -> Result<Vec<u8>, RewriteError> {
+    let mut out = Vec::new();
+    let mut dec = Decoder::new(coding)?;
+    let mut sink = |b: &[u8]| {
+        out.extend_from_slice(b);
+        Ok(())
+    };
+    dec.write(data, &mut sink)?;
+    dec.finish(&mut sink)?;
+    Ok(out)
+}
+
 enum Enc {
     Identity,
     Gzip(flate2::write::GzEncoder<Vec<u8>>),
@@ -325,18 +338,14 @@ mod tests {
         enc.finish(&mut compressed).unwrap();
         let mut dec = Decoder::new(coding).unwrap();
         let mut plain = Vec::new();
-        for c in compressed.chunks(chunk) {
-            dec.write(c, &mut |b| {
-                plain.extend_from_slice(b);
-                Ok(())
-            })
-            .unwrap();
-        }
-        dec.finish(&mut |b| {
+        let mut sink = |b: &[u8]| {
             plain.extend_from_slice(b);
             Ok(())
-        })
-        .unwrap();
+        };
+        for c in compressed.chunks(chunk) {
+            dec.write(c, &mut sink).unwrap();
+        }
+        dec.finish(&mut sink).unwrap();
         plain
     }
 

@@ -35,14 +35,18 @@ pub struct BodyRewriter {
     decoder: Option<Decoder>,
     encoder: Option<Encoder>,
     stage: Stage,
-    /// From `Content-Type`, if it named a known charset.
-    declared: Option<&'static Encoding>,
+    start: Start,
+    stats: RewriteStats,
+}
+
+/// What starting the page rewriter needs once the encoding is settled.
+struct Start {
     policy: Arc<Policy>,
     blocked: ServiceSet,
     page: url::Url,
-    /// Handed to the page rewriter once the encoding is settled.
+    /// From `Content-Type`, if it named a known charset.
+    declared: Option<&'static Encoding>,
     inject: Option<Injection>,
-    stats: RewriteStats,
 }
 
 impl std::fmt::Debug for BodyRewriter {
@@ -72,14 +76,16 @@ impl BodyRewriter {
         inject: Option<Injection>,
     ) -> Result<Self, RewriteError> {
         Ok(BodyRewriter {
-            inject,
             decoder: Some(Decoder::new(coding)?),
             encoder: Some(Encoder::new(coding)?),
             stage: Stage::Sniffing(Vec::new()),
-            declared: content_type.and_then(charset_param),
-            policy,
-            blocked,
-            page,
+            start: Start {
+                policy,
+                blocked,
+                page,
+                declared: content_type.and_then(charset_param),
+                inject,
+            },
             stats: RewriteStats::default(),
         })
     }
@@ -90,16 +96,9 @@ impl BodyRewriter {
         let Some(decoder) = self.decoder.as_mut() else {
             return Err(RewriteError::Finished);
         };
-        let stage = &mut self.stage;
-        let mut ctx = Ctx {
-            policy: &self.policy,
-            blocked: &self.blocked,
-            page: &self.page,
-            declared: self.declared,
-            inject: &mut self.inject,
-        };
+        let (stage, start) = (&mut self.stage, &mut self.start);
         decoder.write(input, &mut |plain| {
-            feed(stage, plain, &mut plain_out, &mut ctx)
+            feed(stage, plain, &mut plain_out, start)
         })?;
         self.encode(&plain_out)
     }
@@ -110,18 +109,11 @@ impl BodyRewriter {
         let Some(decoder) = self.decoder.take() else {
             return Err(RewriteError::Finished);
         };
-        let stage = &mut self.stage;
-        let mut ctx = Ctx {
-            policy: &self.policy,
-            blocked: &self.blocked,
-            page: &self.page,
-            declared: self.declared,
-            inject: &mut self.inject,
-        };
-        decoder.finish(&mut |plain| feed(stage, plain, &mut plain_out, &mut ctx))?;
+        let (stage, start) = (&mut self.stage, &mut self.start);
+        decoder.finish(&mut |plain| feed(stage, plain, &mut plain_out, start))?;
         // A body shorter than a BOM is decided now.
         if let Stage::Sniffing(_) = stage {
-            feed_end_of_sniff(stage, &mut plain_out, &mut ctx)?;
+            feed_end_of_sniff(stage, &mut plain_out, start)?;
         }
         if let Stage::Rewriting {
             transcoder,
@@ -175,27 +167,18 @@ fn transcode(t: &mut encoding_rs::Decoder, input: &[u8], last: bool, out: &mut S
     }
 }
 
-/// What starting the page rewriter needs, borrowed from the `BodyRewriter`.
-struct Ctx<'a> {
-    policy: &'a Arc<Policy>,
-    blocked: &'a ServiceSet,
-    page: &'a url::Url,
-    declared: Option<&'static Encoding>,
-    inject: &'a mut Option<Injection>,
-}
-
 fn feed(
     stage: &mut Stage,
     plain: &[u8],
     out: &mut Vec<u8>,
-    ctx: &mut Ctx<'_>,
+    start: &mut Start,
 ) -> Result<(), RewriteError> {
     if let Stage::Sniffing(buf) = stage {
         buf.extend_from_slice(plain);
         if buf.len() < 3 {
             return Ok(());
         }
-        return feed_end_of_sniff(stage, out, ctx);
+        return feed_end_of_sniff(stage, out, start);
     }
     if let Stage::Rewriting {
         transcoder,
@@ -218,14 +201,14 @@ fn feed(
 fn feed_end_of_sniff(
     stage: &mut Stage,
     out: &mut Vec<u8>,
-    ctx: &mut Ctx<'_>,
+    start: &mut Start,
 ) -> Result<(), RewriteError> {
     let Stage::Sniffing(head) = stage else {
         return Ok(());
     };
     let head = std::mem::take(head);
     let bom = Encoding::for_bom(&head).map(|(e, _)| e);
-    let (encoding, from_meta) = match (bom, ctx.declared) {
+    let (encoding, from_meta) = match (bom, start.declared) {
         (Some(e), _) => (e, false),
         (None, Some(e)) => (e, false),
         (None, None) => (encoding_rs::WINDOWS_1252, true),
@@ -251,17 +234,17 @@ fn feed_end_of_sniff(
         }
     };
     let rewriter = Box::new(PageRewriter::with_injection(
-        ctx.policy.clone(),
-        ctx.blocked.clone(),
-        ctx.page.clone(),
+        start.policy.clone(),
+        start.blocked.clone(),
+        start.page.clone(),
         charset,
-        ctx.inject.take(),
+        start.inject.take(),
     ));
     *stage = Stage::Rewriting {
         transcoder,
         rewriter,
     };
-    feed(stage, &head, out, ctx)
+    feed(stage, &head, out, start)
 }
 
 #[cfg(test)]
@@ -286,19 +269,7 @@ mod tests {
             out.extend(br.write(c).unwrap());
         }
         out.extend(br.finish().unwrap());
-        let mut dec = Decoder::new(coding).unwrap();
-        let mut plain = Vec::new();
-        dec.write(&out, &mut |b| {
-            plain.extend_from_slice(b);
-            Ok(())
-        })
-        .unwrap();
-        dec.finish(&mut |b| {
-            plain.extend_from_slice(b);
-            Ok(())
-        })
-        .unwrap();
-        plain
+        crate::codec::decode_all(coding, &out).unwrap()
     }
 
     const PAGE: &str = r#"<p>Grüße</p><script src="https://static.zdassets.com/ekr/snippet.js?key=k"></script><script>var s="é";</script>"#;
