@@ -39,6 +39,25 @@ struct RawConsent {
     default_language: Option<String>,
     privacy_policy_url: Option<String>,
     settings_position: Option<String>,
+    adapter: Option<RawAdapter>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAdapter {
+    kind: crate::cmp::CmpKind,
+    cookie_name: Option<String>,
+    #[serde(default)]
+    services: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+/// Reads another consent manager's cookie and maps its vocabulary to our services.
+#[derive(Debug, Clone)]
+pub struct Adapter {
+    pub kind: crate::cmp::CmpKind,
+    pub cookie_name: Option<String>,
+    /// Catalog index → the foreign ids that must all be granted for the service to be allowed.
+    pub services: Vec<(usize, Vec<String>)>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -93,6 +112,8 @@ pub struct ConsentConfig {
     /// The site's privacy policy, linked from the banner.
     pub privacy_policy_url: String,
     pub settings_corner: crate::banner::Corner,
+    /// Another consent manager whose decision is enforced (for the services it maps).
+    pub adapter: Option<Adapter>,
 }
 
 /// A validated configuration.
@@ -347,6 +368,39 @@ impl Config {
             )),
         }
 
+        let adapter = consent.adapter.map(|a| {
+            let mut services = Vec::new();
+            for (id, foreign) in a.services {
+                let path = format!("consent.adapter.services.{id}");
+                match catalog.index_of(&id) {
+                    None => errors.push(ConfigError::new(
+                        path,
+                        format!("no service `{id}` in the catalog"),
+                    )),
+                    Some(_)
+                        if foreign.is_empty() || foreign.iter().any(|f| f.trim().is_empty()) =>
+                    {
+                        errors.push(ConfigError::new(
+                            path,
+                            "list the consent manager's ids (non-empty)",
+                        ))
+                    }
+                    Some(i) => services.push((i, foreign)),
+                }
+            }
+            if services.is_empty() {
+                errors.push(ConfigError::new(
+                    "consent.adapter.services",
+                    "map at least one service to the consent manager's ids",
+                ));
+            }
+            Adapter {
+                kind: a.kind,
+                cookie_name: a.cookie_name,
+                services,
+            }
+        });
+
         let Some(languages) = languages.filter(|_| errors.is_empty()) else {
             for e in &mut errors {
                 e.line = e.line.or_else(|| line_of(&doc, text, &e.path));
@@ -373,6 +427,7 @@ impl Config {
                 banner: consent.banner.unwrap_or(true),
                 privacy_policy_url,
                 settings_corner,
+                adapter,
             },
             rewrite: limits,
             catalog,
@@ -562,6 +617,41 @@ endpoint_prefix = "nope"
         .unwrap_err()
         .0;
         assert!(errs[0].message.contains("no CERTIFICATE"), "{errs:?}");
+    }
+
+    #[test]
+    fn adapter_config() {
+        let c = Config::parse(
+            "[consent.adapter]\nkind = \"onetrust\"\n[consent.adapter.services]\ngoogle-analytics = [\"C0002\"]\n",
+        )
+        .unwrap();
+        let a = c.consent.adapter.unwrap();
+        assert_eq!(a.kind, crate::cmp::CmpKind::OneTrust);
+        assert_eq!(
+            a.services,
+            vec![(
+                c.catalog.index_of("google-analytics").unwrap(),
+                vec!["C0002".to_string()]
+            )]
+        );
+        let errs = Config::parse("[consent.adapter]\nkind = \"nope\"\n")
+            .unwrap_err()
+            .0;
+        assert!(errs[0].path.starts_with("consent.adapter"), "{errs:?}");
+        let errs = Config::parse(
+            "[consent.adapter]\nkind = \"tcf\"\n[consent.adapter.services]\nno-such = [\"purpose:1\"]\nyoutube = []\n",
+        )
+        .unwrap_err()
+        .0;
+        let paths: Vec<_> = errs.iter().map(|e| e.path.as_str()).collect();
+        assert!(
+            paths.contains(&"consent.adapter.services.no-such"),
+            "{errs:?}"
+        );
+        assert!(
+            paths.contains(&"consent.adapter.services.youtube"),
+            "{errs:?}"
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 pub mod banner;
 pub mod catalog;
+pub mod cmp;
 pub mod codec;
 pub mod config;
 pub mod decision;

@@ -176,16 +176,42 @@ impl Proxy {
         }
     }
 
-    /// The visitor's decision: our signed cookie, else undecided.
+    /// The visitor's decision: our signed cookie, else undecided. With an adapter, the other
+    /// consent manager's cookie decides the services it maps (a malformed one grants nothing),
+    /// and ours the rest (e.g. a chat facade's grant).
     pub fn decide(&self, req: &Request<Incoming>) -> Decision {
         let name = &self.config.consent.cookie_name;
-        req.headers()
+        let headers: Vec<&str> = req
+            .headers()
             .get_all(header::COOKIE)
             .iter()
             .filter_map(|v| v.to_str().ok())
+            .collect();
+        let ours = headers
+            .iter()
             .find_map(|h| cookie_value(h, name))
-            .and_then(|v| self.signer.decode(&self.policy.catalog, v))
-            .unwrap_or_default()
+            .and_then(|v| self.signer.decode(&self.policy.catalog, v));
+        let Some(adapter) = &self.config.consent.adapter else {
+            return ours.unwrap_or_default();
+        };
+        let pairs: Vec<(&str, &str)> = headers
+            .iter()
+            .flat_map(|h| h.split(';'))
+            .filter_map(|p| p.split_once('='))
+            .map(|(k, v)| (k.trim(), v.trim()))
+            .collect();
+        let foreign = crate::cmp::read(adapter.kind, &pairs, adapter.cookie_name.as_deref());
+        let mut d = ours.unwrap_or_default();
+        for (svc, ids) in &adapter.services {
+            d.granted.remove(*svc);
+            if let Some(f) = &foreign {
+                if ids.iter().all(|id| f.granted.contains(id)) {
+                    d.granted.insert(*svc);
+                }
+            }
+        }
+        d.decided |= foreign.is_some();
+        d
     }
 
     /// The visitor behind a request: decision, language, privacy signal.
