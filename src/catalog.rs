@@ -91,6 +91,11 @@ pub struct Service {
     /// Cookie names; a trailing `*` is a prefix glob.
     #[serde(default)]
     pub cookies: Vec<String>,
+    /// First-party request paths that are this service's beacons (a server-side tag manager,
+    /// an analytics proxy): answered 204 and never forwarded without consent. Segment-aware
+    /// prefixes, like host paths.
+    #[serde(default)]
+    pub beacon_paths: Vec<String>,
     #[serde(default)]
     pub data_categories: Vec<String>,
     pub legal_basis: String,
@@ -168,6 +173,14 @@ impl Service {
                 err(
                     &format!("cookies[{i}]"),
                     format!("`{c}` is not a cookie name (a trailing * is the only glob)"),
+                );
+            }
+        }
+        for (i, p) in self.beacon_paths.iter().enumerate() {
+            if !p.starts_with('/') || p.len() < 2 || p.contains(['?', '#', ' ']) {
+                err(
+                    &format!("beacon_paths[{i}]"),
+                    format!("`{p}` must be a path like /g/collect"),
                 );
             }
         }

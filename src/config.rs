@@ -40,6 +40,7 @@ struct RawConsent {
     privacy_policy_url: Option<String>,
     settings_position: Option<String>,
     adapter: Option<RawAdapter>,
+    referrer_policy: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -68,7 +69,7 @@ struct RawRewrite {
 }
 
 const SECTIONS: &[&str] = &[
-    "server", "upstream", "consent", "rewrite", "services", "texts",
+    "server", "upstream", "consent", "rewrite", "services", "texts", "beacons",
 ];
 
 /// How the `Host` header sent upstream is chosen.
@@ -114,6 +115,8 @@ pub struct ConsentConfig {
     pub settings_corner: crate::banner::Corner,
     /// Another consent manager whose decision is enforced (for the services it maps).
     pub adapter: Option<Adapter>,
+    /// Added to HTML responses that carry no `Referrer-Policy`; `None` leaves them alone.
+    pub referrer_policy: Option<String>,
 }
 
 /// A validated configuration.
@@ -368,6 +371,45 @@ impl Config {
             )),
         }
 
+        let beacons: std::collections::BTreeMap<String, Vec<String>> =
+            section(&table, "beacons", &mut errors);
+        for (id, paths) in beacons {
+            let path = format!("beacons.{id}");
+            let Some(i) = catalog.index_of(&id) else {
+                errors.push(ConfigError::new(
+                    path,
+                    format!("no service `{id}` in the catalog"),
+                ));
+                continue;
+            };
+            let mut svc = catalog.get(i).cloned().unwrap_or_else(|| unreachable!());
+            svc.beacon_paths.extend(paths);
+            svc.validate(&path, &mut errors);
+            catalog.upsert(svc);
+        }
+        let referrer_policy = match consent.referrer_policy.as_deref() {
+            None => Some("strict-origin-when-cross-origin".to_string()),
+            Some("") => None,
+            Some(v) => {
+                const VALID: &[&str] = &[
+                    "no-referrer",
+                    "no-referrer-when-downgrade",
+                    "origin",
+                    "origin-when-cross-origin",
+                    "same-origin",
+                    "strict-origin",
+                    "strict-origin-when-cross-origin",
+                    "unsafe-url",
+                ];
+                if !VALID.contains(&v) {
+                    errors.push(ConfigError::new(
+                        "consent.referrer_policy",
+                        format!("`{v}` is not a Referrer-Policy value (or \"\" to add none)"),
+                    ));
+                }
+                Some(v.to_string())
+            }
+        };
         let adapter = consent.adapter.map(|a| {
             let mut services = Vec::new();
             for (id, foreign) in a.services {
@@ -428,6 +470,7 @@ impl Config {
                 privacy_policy_url,
                 settings_corner,
                 adapter,
+                referrer_policy,
             },
             rewrite: limits,
             catalog,

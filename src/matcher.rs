@@ -16,6 +16,12 @@ impl ServiceSet {
         ServiceSet(Vec::new())
     }
 
+    pub fn one(i: usize) -> Self {
+        let mut s = ServiceSet::new();
+        s.insert(i);
+        s
+    }
+
     pub fn insert(&mut self, i: usize) {
         let (w, b) = (i / 64, i % 64);
         if self.0.len() <= w {
@@ -169,6 +175,71 @@ impl HostMatcher {
     }
 }
 
+/// Cookie name → the service that sets it (catalog names and `prefix*` patterns).
+#[derive(Debug, Default)]
+pub struct CookieMatcher {
+    exact: HashMap<String, usize>,
+    prefixes: Vec<(String, usize)>,
+}
+
+impl CookieMatcher {
+    pub fn new(catalog: &Catalog) -> Self {
+        let mut m = CookieMatcher::default();
+        for (i, svc) in catalog.services().iter().enumerate() {
+            for c in &svc.cookies {
+                match c.strip_suffix('*') {
+                    Some(prefix) => m.prefixes.push((prefix.to_string(), i)),
+                    None => {
+                        m.exact.entry(c.clone()).or_insert(i);
+                    }
+                }
+            }
+        }
+        // Longest prefix first: the most specific pattern names the service.
+        m.prefixes.sort_by_key(|p| std::cmp::Reverse(p.0.len()));
+        m
+    }
+
+    pub fn service_of(&self, name: &str) -> Option<usize> {
+        self.exact.get(name).copied().or_else(|| {
+            self.prefixes
+                .iter()
+                .find(|(p, _)| name.starts_with(p.as_str()))
+                .map(|(_, i)| *i)
+        })
+    }
+}
+
+/// First-party request path → the service whose beacon it is.
+#[derive(Debug, Default)]
+pub struct BeaconMatcher {
+    paths: Vec<(String, usize)>,
+}
+
+impl BeaconMatcher {
+    pub fn new(catalog: &Catalog) -> Self {
+        let mut paths: Vec<(String, usize)> = catalog
+            .services()
+            .iter()
+            .enumerate()
+            .flat_map(|(i, s)| {
+                s.beacon_paths
+                    .iter()
+                    .map(move |p| (p.trim_end_matches('/').to_string(), i))
+            })
+            .collect();
+        paths.sort_by_key(|p| std::cmp::Reverse(p.0.len()));
+        BeaconMatcher { paths }
+    }
+
+    pub fn service_of(&self, path: &str) -> Option<usize> {
+        self.paths
+            .iter()
+            .find(|(p, _)| path_matches(p, path))
+            .map(|(_, i)| *i)
+    }
+}
+
 /// Inline script text → the services whose loader it contains.
 #[derive(Debug)]
 pub struct ScriptMatcher {
@@ -284,6 +355,24 @@ mod tests {
         assert_eq!(id("www.facebook.com", "/someprofile"), None);
         assert_eq!(id("example.com", "/"), None);
         assert_eq!(id("notzdassets.com", "/"), None);
+    }
+
+    #[test]
+    fn cookies_and_beacons() {
+        let c = cat();
+        let m = CookieMatcher::new(&c);
+        let id = |n: &str| m.service_of(n).map(|i| c.get(i).unwrap().id.clone());
+        assert_eq!(id("_ga"), Some("google-analytics".into()));
+        assert_eq!(id("_ga_ABC123"), Some("google-analytics".into()));
+        assert_eq!(id("_fbp"), Some("meta-pixel".into()));
+        assert_eq!(id("__zlcmid"), Some("zendesk-chat".into()));
+        assert_eq!(id("session"), None);
+        assert_eq!(id("_gax"), None);
+        let b = BeaconMatcher::new(&c);
+        let bid = |p: &str| b.service_of(p).map(|i| c.get(i).unwrap().id.clone());
+        assert_eq!(bid("/g/collect"), Some("google-analytics".into()));
+        assert_eq!(bid("/g/collectors"), None);
+        assert_eq!(bid("/shop"), None);
     }
 
     #[test]

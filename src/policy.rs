@@ -3,7 +3,7 @@
 
 use crate::catalog::{Catalog, Purpose};
 use crate::decision::Decision;
-use crate::matcher::{HostMatcher, ScriptMatcher, ServiceSet};
+use crate::matcher::{BeaconMatcher, CookieMatcher, HostMatcher, ScriptMatcher, ServiceSet};
 
 /// Bounds on per-document work, stated up front (as lol_html does for its own buffers).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,6 +96,8 @@ pub struct Policy {
     pub catalog: Catalog,
     pub hosts: HostMatcher,
     pub scripts: ScriptMatcher,
+    pub cookies: CookieMatcher,
+    pub beacons: BeaconMatcher,
     pub limits: RewriteLimits,
     pub(crate) selectors: Selectors,
     /// Services that have inline signatures or patterns: only when one of them is blocked do
@@ -128,6 +130,8 @@ impl Policy {
         Ok(Policy {
             hosts: HostMatcher::new(&catalog),
             scripts: ScriptMatcher::new(&catalog),
+            cookies: CookieMatcher::new(&catalog),
+            beacons: BeaconMatcher::new(&catalog),
             selectors: Selectors::new()?,
             catalog,
             limits,

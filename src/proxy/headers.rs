@@ -113,6 +113,75 @@ pub fn filter_accept_encoding(h: &mut HeaderMap) {
     }
 }
 
+/// Removes from the `Cookie` header(s) sent upstream every cookie `refused` says belongs to a
+/// service without consent, so server-side code cannot read them. Others pass as they were.
+/// Returns how many were removed.
+pub fn filter_request_cookies(h: &mut HeaderMap, refused: impl Fn(&str) -> bool) -> usize {
+    let values: Vec<String> = h
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok().map(str::to_string))
+        .collect();
+    if values.is_empty() {
+        return 0;
+    }
+    let mut removed = 0;
+    let mut kept: Vec<&str> = Vec::new();
+    for v in &values {
+        for pair in v.split(';') {
+            let name = pair.split('=').next().unwrap_or("").trim();
+            if name.is_empty() {
+                continue;
+            }
+            if refused(name) {
+                removed += 1;
+            } else {
+                kept.push(pair.trim());
+            }
+        }
+    }
+    if removed == 0 {
+        return 0;
+    }
+    h.remove(header::COOKIE);
+    if !kept.is_empty() {
+        if let Ok(v) = HeaderValue::from_str(&kept.join("; ")) {
+            h.insert(header::COOKIE, v);
+        }
+    }
+    removed
+}
+
+/// Drops every `Set-Cookie` whose cookie `refused` says belongs to a service without consent.
+/// Returns the names dropped.
+pub fn filter_set_cookies(h: &mut HeaderMap, refused: impl Fn(&str) -> bool) -> Vec<String> {
+    let all: Vec<HeaderValue> = h.get_all(header::SET_COOKIE).iter().cloned().collect();
+    let mut dropped = Vec::new();
+    let kept: Vec<HeaderValue> = all
+        .into_iter()
+        .filter(|v| {
+            let name = v
+                .to_str()
+                .ok()
+                .and_then(|s| s.split(['=', ';']).next())
+                .unwrap_or("")
+                .trim();
+            let refuse = !name.is_empty() && refused(name);
+            if refuse {
+                dropped.push(name.to_string());
+            }
+            !refuse
+        })
+        .collect();
+    if !dropped.is_empty() {
+        h.remove(header::SET_COOKIE);
+        for v in kept {
+            h.append(header::SET_COOKIE, v);
+        }
+    }
+    dropped
+}
+
 /// Whether a `Content-Type` is a document the rewriter handles. A missing type counts: browsers
 /// sniff such bodies and may render them as HTML, so they are rewritten (fail closed).
 pub fn is_html(content_type: Option<&HeaderValue>) -> bool {
@@ -368,6 +437,26 @@ mod tests {
         assert_eq!(h["etag"], "W/\"v1-cg.st\"");
         let vary: Vec<_> = h.get_all("vary").iter().collect();
         assert_eq!(vary, vec!["Accept-Encoding", "Cookie"]);
+    }
+
+    #[test]
+    fn cookie_filters() {
+        let refused = |n: &str| n == "_ga" || n.starts_with("_ga_");
+        let mut h = HeaderMap::new();
+        h.insert("cookie", hv("session=abc; _ga=GA1.1; _ga_X=1;theme=dark"));
+        assert_eq!(filter_request_cookies(&mut h, refused), 2);
+        assert_eq!(h["cookie"], "session=abc; theme=dark");
+        let mut h = HeaderMap::new();
+        h.insert("cookie", hv("_ga=1"));
+        filter_request_cookies(&mut h, refused);
+        assert!(!h.contains_key("cookie"));
+        let mut h = HeaderMap::new();
+        h.append("set-cookie", hv("_ga=GA1.1; Path=/; Domain=example.com"));
+        h.append("set-cookie", hv("session=1; HttpOnly"));
+        h.append("set-cookie", hv("_ga_ABC=2"));
+        assert_eq!(filter_set_cookies(&mut h, refused), vec!["_ga", "_ga_ABC"]);
+        let left: Vec<_> = h.get_all("set-cookie").iter().collect();
+        assert_eq!(left, vec!["session=1; HttpOnly"]);
     }
 
     #[test]

@@ -214,6 +214,15 @@ impl Proxy {
         d
     }
 
+    /// Whether a cookie belongs to a service this visitor has not consented to. Cookies of no
+    /// service, and of necessary ones, are never touched.
+    fn refused_cookie(&self, name: &str, blocked: &ServiceSet) -> bool {
+        self.policy
+            .cookies
+            .service_of(name)
+            .is_some_and(|i| blocked.contains(i))
+    }
+
     /// The visitor behind a request: decision, language, privacy signal.
     pub fn visitor(&self, req: &Request<Incoming>) -> Visitor {
         let h = req.headers();
@@ -271,13 +280,23 @@ impl Proxy {
         }
 
         let blocked = self.policy.blocked(&visitor.decision);
+        if let Some(svc) = self.policy.beacons.service_of(path) {
+            if blocked.contains(svc) {
+                tracing::debug!(path, service = %self.policy.ids(&ServiceSet::one(svc)), "beacon without consent: answered 204, not forwarded");
+                let mut r = Response::new(ProxyBody::empty());
+                *r.status_mut() = StatusCode::NO_CONTENT;
+                r.headers_mut()
+                    .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                return r;
+            }
+        }
         let state = self.state_tag(&blocked, &visitor);
         let document = headers::is_document_request(req.headers());
         let page = page_url(&host, secure, req.uri());
         let method = req.method().clone();
         let (parts, body) = req.into_parts();
         let (up, retry, page_revalidation) =
-            match self.upstream_request(parts, body, peer, &host, &state) {
+            match self.upstream_request(parts, body, peer, &host, &state, &blocked) {
                 Ok(x) => x,
                 Err(resp) => return resp,
             };
@@ -344,6 +363,7 @@ impl Proxy {
         peer: SocketAddr,
         host: &str,
         state: &str,
+        blocked: &ServiceSet,
     ) -> Result<(Request<UpstreamBody>, Option<Request<UpstreamBody>>, bool), Response<ProxyBody>>
     {
         let up = &self.config.upstream;
@@ -391,6 +411,7 @@ impl Proxy {
             self.config.server.trust_forwarded_headers,
         );
         headers::filter_accept_encoding(h);
+        headers::filter_request_cookies(h, |name| self.refused_cookie(name, blocked));
         if headers::is_document_request(h) {
             headers::drop_foreign_validators(h);
         }
@@ -462,6 +483,11 @@ impl Proxy {
     ) -> Response<ProxyBody> {
         let (mut parts, body) = resp.into_parts();
         headers::remove_hop_by_hop(&mut parts.headers);
+        let dropped =
+            headers::filter_set_cookies(&mut parts.headers, |n| self.refused_cookie(n, &blocked));
+        if !dropped.is_empty() {
+            tracing::debug!(%page, cookies = ?dropped, "Set-Cookie of services without consent dropped");
+        }
         let idle = self.config.upstream.read_timeout;
         let status = parts.status;
         if status == StatusCode::NOT_MODIFIED {
@@ -479,6 +505,13 @@ impl Proxy {
         }
         headers::make_consent_dependent(&mut parts.headers, state);
         parts.headers.remove(header::ACCEPT_RANGES);
+        if let Some(rp) = &self.config.consent.referrer_policy {
+            if !parts.headers.contains_key(header::REFERRER_POLICY) {
+                if let Ok(v) = HeaderValue::from_str(rp) {
+                    parts.headers.insert(header::REFERRER_POLICY, v);
+                }
+            }
+        }
         if !has_body {
             // HEAD: the length would be that of the origin's body, not ours.
             if !blocked.is_empty() || inject.is_some() {
