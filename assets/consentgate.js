@@ -124,14 +124,22 @@
     });
   }
 
+  /* Runs the catalog's opener until it stops throwing (the widget's API is ready) or 15 s pass.
+   * An inserted inline script, not eval: a CSP with 'unsafe-inline' but no 'unsafe-eval' allows it. */
   function openWidget(code) {
     if (!code) { return; }
-    var run;
-    try { run = new Function(code); } catch (e) { return; }
+    var flag = '__consentgateOpened' + Math.random().toString(36).slice(2);
     var deadline = Date.now() + 15000;
+    window[flag] = false;
     (function attempt() {
-      try { run(); } catch (e) {
-        if (Date.now() < deadline) { setTimeout(attempt, 300); }
+      var s = document.createElement('script');
+      s.text = 'try{' + code + '\n;window["' + flag + '"]=true}catch(e){}';
+      (document.head || document.documentElement).appendChild(s);
+      s.parentNode.removeChild(s);
+      if (!window[flag] && Date.now() < deadline) {
+        setTimeout(attempt, 300);
+      } else {
+        try { delete window[flag]; } catch (e) { window[flag] = undefined; }
       }
     })();
   }

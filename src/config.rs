@@ -69,8 +69,31 @@ struct RawRewrite {
 }
 
 const SECTIONS: &[&str] = &[
-    "server", "upstream", "consent", "rewrite", "services", "texts", "beacons",
+    "server", "upstream", "consent", "rewrite", "services", "texts", "beacons", "csp", "admin",
 ];
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCsp {
+    mode: Option<String>,
+    allow: Option<Vec<String>>,
+    report: Option<bool>,
+    directives: Option<std::collections::BTreeMap<String, Vec<String>>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAdmin {
+    listen: Option<String>,
+    token: Option<String>,
+}
+
+/// The admin listener: a separate address, bearer-token protected.
+#[derive(Debug, Clone)]
+pub struct AdminConfig {
+    pub listen: SocketAddr,
+    pub token: String,
+}
 
 /// How the `Host` header sent upstream is chosen.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -130,6 +153,9 @@ pub struct Config {
     pub catalog: Catalog,
     /// Banner texts: built-in languages with the user's `[texts.<lang>]` applied.
     pub languages: crate::i18n::Languages,
+    pub csp: crate::csp::CspConfig,
+    /// `None`: no admin listener.
+    pub admin: Option<AdminConfig>,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -315,6 +341,95 @@ impl Config {
             }
         };
 
+        let raw_csp: RawCsp = section(&table, "csp", &mut errors);
+        let mode = match raw_csp.mode.as_deref() {
+            None | Some("report-only") => crate::csp::CspMode::ReportOnly,
+            Some("enforce") => crate::csp::CspMode::Enforce,
+            Some("off") => crate::csp::CspMode::Off,
+            Some(m) => {
+                errors.push(ConfigError::new(
+                    "csp.mode",
+                    format!("`{m}`: use \"off\", \"report-only\" or \"enforce\""),
+                ));
+                crate::csp::CspMode::Off
+            }
+        };
+        let allow = raw_csp.allow.unwrap_or_default();
+        for (i, src) in allow.iter().enumerate() {
+            if !crate::csp::valid_source(src) {
+                errors.push(ConfigError::new(
+                    format!("csp.allow[{i}]"),
+                    format!("`{src}` is not a CSP source expression"),
+                ));
+            }
+        }
+        let directives = raw_csp.directives.unwrap_or_default();
+        for (dir, sources) in &directives {
+            if !crate::csp::DIRECTIVES.contains(&dir.as_str()) {
+                errors.push(ConfigError::new(
+                    format!("csp.directives.{dir}"),
+                    format!(
+                        "not a directive consentgate sets; one of {}",
+                        crate::csp::DIRECTIVES.join(", ")
+                    ),
+                ));
+            }
+            for (i, src) in sources.iter().enumerate() {
+                if !crate::csp::valid_source(src) {
+                    errors.push(ConfigError::new(
+                        format!("csp.directives.{dir}[{i}]"),
+                        format!("`{src}` is not a CSP source expression"),
+                    ));
+                }
+            }
+        }
+        let csp = crate::csp::CspConfig {
+            mode,
+            allow,
+            directives,
+            report_path: raw_csp
+                .report
+                .unwrap_or(true)
+                .then(|| format!("{prefix}/csp-report")),
+        };
+        let raw_admin: RawAdmin = section(&table, "admin", &mut errors);
+        let admin = match raw_admin.listen {
+            None => None,
+            Some(l) => {
+                let listen = l.parse::<SocketAddr>().map_err(|e| {
+                    errors.push(ConfigError::new(
+                        "admin.listen",
+                        format!("`{l}` is not an address:port ({e})"),
+                    ));
+                });
+                let token = raw_admin
+                    .token
+                    .or_else(|| std::env::var("CONSENTGATE_ADMIN_TOKEN").ok())
+                    .filter(|t| !t.is_empty());
+                match (&token, listen) {
+                    (Some(t), _) if t.len() < 16 => {
+                        errors.push(ConfigError::new(
+                            "admin.token",
+                            "must be at least 16 characters",
+                        ));
+                        None
+                    }
+                    (None, _) => {
+                        errors.push(ConfigError::new(
+                            "admin.token",
+                            "the admin listener needs a bearer token (admin.token or CONSENTGATE_ADMIN_TOKEN)",
+                        ));
+                        None
+                    }
+                    (Some(t), Ok(listen)) => Some(AdminConfig {
+                        listen,
+                        token: t.clone(),
+                    }),
+                    (Some(_), Err(())) => None,
+                }
+            }
+        };
+
         let defaults = RewriteLimits::default();
         let limits = RewriteLimits {
             inline_script_max_bytes: rewrite
@@ -475,6 +590,8 @@ impl Config {
             rewrite: limits,
             catalog,
             languages,
+            csp,
+            admin,
         })
     }
 

@@ -16,6 +16,8 @@ use crate::matcher::ServiceSet;
 
 /// Our own endpoints take small forms only.
 const MAX_FORM_BYTES: usize = 16 * 1024;
+/// A CSP report is a few hundred bytes; a batch of them a few KiB.
+const MAX_REPORT_BYTES: usize = 32 * 1024;
 
 fn json(v: &serde_json::Value) -> Response<ProxyBody> {
     let mut r = Response::new(ProxyBody::full(v.to_string()));
@@ -124,7 +126,11 @@ impl Proxy {
         secure: bool,
         host: &str,
         visitor: &Visitor,
+        peer: std::net::SocketAddr,
     ) -> Response<ProxyBody> {
+        if sub == "/csp-report" {
+            return self.csp_report(req, peer).await;
+        }
         if let Some(name) = sub.strip_prefix("/assets/") {
             if matches!(*req.method(), Method::GET | Method::HEAD) {
                 if let Some(r) = assets::serve(req.method(), name) {
@@ -146,6 +152,57 @@ impl Proxy {
                 r
             }
             _ => plain(StatusCode::NOT_FOUND, "not found"),
+        }
+    }
+
+    /// Browsers post violation reports here (no Origin check: reports carry no cookies and
+    /// change no state beyond bounded counters).
+    async fn csp_report(
+        &self,
+        req: Request<Incoming>,
+        peer: std::net::SocketAddr,
+    ) -> Response<ProxyBody> {
+        if req.method() != Method::POST {
+            return plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
+        }
+        let ctype = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        if ![
+            "application/csp-report",
+            "application/reports+json",
+            "application/json",
+        ]
+        .iter()
+        .any(|t| ctype.starts_with(t))
+        {
+            return plain(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported report type",
+            );
+        }
+        let body = match Limited::new(req.into_body(), MAX_REPORT_BYTES)
+            .collect()
+            .await
+        {
+            Ok(b) => b.to_bytes(),
+            Err(_) => return plain(StatusCode::PAYLOAD_TOO_LARGE, "report too large"),
+        };
+        match self.reports.accept(peer.ip(), &body) {
+            Ok(_) => {
+                let mut r = Response::new(ProxyBody::empty());
+                *r.status_mut() = StatusCode::NO_CONTENT;
+                r
+            }
+            Err(crate::reports::Refused::RateLimited) => {
+                plain(StatusCode::TOO_MANY_REQUESTS, "too many reports")
+            }
+            Err(crate::reports::Refused::Invalid) => {
+                plain(StatusCode::BAD_REQUEST, "not a CSP report")
+            }
         }
     }
 

@@ -46,6 +46,8 @@ type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, UpstreamB
 pub struct Proxy {
     pub config: Config,
     pub policy: Arc<Policy>,
+    /// CSP violation reports received, for the admin listener.
+    pub reports: Arc<crate::reports::CspReports>,
     languages: Arc<Languages>,
     banner: Arc<BannerOptions>,
     signer: CookieSigner,
@@ -53,6 +55,20 @@ pub struct Proxy {
     /// into consent-specific ETags so a config change invalidates pages cached under the old one.
     policy_hash: [u8; 8],
     client: HttpsClient,
+}
+
+/// The facts about one request that shape its response.
+struct Exchange {
+    method: Method,
+    blocked: ServiceSet,
+    /// Consent-state tag for ETags.
+    state: String,
+    page: url::Url,
+    /// `If-None-Match` carried our tag of this state.
+    page_revalidation: bool,
+    /// Add the banner (a document request, banner enabled).
+    inject: bool,
+    visitor: Visitor,
 }
 
 /// What the proxy knows about the visitor of one request.
@@ -131,6 +147,7 @@ impl Proxy {
             Proxy {
                 config,
                 policy,
+                reports: Arc::default(),
                 languages,
                 banner,
                 signer,
@@ -214,6 +231,23 @@ impl Proxy {
         d
     }
 
+    /// Adds our CSP for this visitor as an additional header (an origin's own is kept: browsers
+    /// enforce both), with the reporting endpoint.
+    fn add_csp(&self, h: &mut http::HeaderMap, d: &Decision) {
+        let csp = &self.config.csp;
+        let Some(name) = csp.header_name() else {
+            return;
+        };
+        if let Ok(v) = HeaderValue::from_str(&csp.policy(&self.policy.catalog, d)) {
+            h.append(name, v);
+        }
+        if let Some(path) = &csp.report_path {
+            if let Ok(v) = HeaderValue::from_str(&format!("consentgate-csp=\"{path}\"")) {
+                h.append("reporting-endpoints", v);
+            }
+        }
+    }
+
     /// Whether a cookie belongs to a service this visitor has not consented to. Cookies of no
     /// service, and of necessary ones, are never touched.
     fn refused_cookie(&self, name: &str, blocked: &ServiceSet) -> bool {
@@ -275,7 +309,9 @@ impl Proxy {
         if let Some(sub) = path.strip_prefix(prefix) {
             if sub.is_empty() || sub.starts_with('/') {
                 let sub = sub.to_string();
-                return self.endpoint(req, &sub, secure, &host, &visitor).await;
+                return self
+                    .endpoint(req, &sub, secure, &host, &visitor, peer)
+                    .await;
             }
         }
 
@@ -322,16 +358,16 @@ impl Proxy {
         } else {
             resp
         };
-        let inject = (document && self.config.consent.banner).then_some(&visitor);
-        self.respond(
-            resp,
-            &method,
+        let ex = Exchange {
+            method,
             blocked,
-            &state,
+            state,
             page,
             page_revalidation,
-            inject,
-        )
+            inject: document && self.config.consent.banner,
+            visitor,
+        };
+        self.respond(resp, ex)
     }
 
     async fn send(&self, req: Request<UpstreamBody>) -> Result<Response<Incoming>, String> {
@@ -470,17 +506,17 @@ impl Proxy {
         })
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn respond(
-        &self,
-        resp: Response<Incoming>,
-        method: &Method,
-        blocked: ServiceSet,
-        state: &str,
-        page: url::Url,
-        page_revalidation: bool,
-        inject: Option<&Visitor>,
-    ) -> Response<ProxyBody> {
+    fn respond(&self, resp: Response<Incoming>, ex: Exchange) -> Response<ProxyBody> {
+        let Exchange {
+            method,
+            blocked,
+            state,
+            page,
+            page_revalidation,
+            inject,
+            visitor,
+        } = ex;
+        let state = state.as_str();
         let (mut parts, body) = resp.into_parts();
         headers::remove_hop_by_hop(&mut parts.headers);
         let dropped =
@@ -497,7 +533,7 @@ impl Proxy {
             return Response::from_parts(parts, ProxyBody::empty());
         }
         let html = headers::is_html(parts.headers.get(header::CONTENT_TYPE));
-        let has_body = *method != Method::HEAD
+        let has_body = method != Method::HEAD
             && status != StatusCode::NO_CONTENT
             && !status.is_informational();
         if !html {
@@ -505,6 +541,7 @@ impl Proxy {
         }
         headers::make_consent_dependent(&mut parts.headers, state);
         parts.headers.remove(header::ACCEPT_RANGES);
+        self.add_csp(&mut parts.headers, &visitor.decision);
         if let Some(rp) = &self.config.consent.referrer_policy {
             if !parts.headers.contains_key(header::REFERRER_POLICY) {
                 if let Ok(v) = HeaderValue::from_str(rp) {
@@ -514,12 +551,12 @@ impl Proxy {
         }
         if !has_body {
             // HEAD: the length would be that of the origin's body, not ours.
-            if !blocked.is_empty() || inject.is_some() {
+            if !blocked.is_empty() || inject {
                 parts.headers.remove(header::CONTENT_LENGTH);
             }
             return Response::from_parts(parts, ProxyBody::empty());
         }
-        if blocked.is_empty() && inject.is_none() {
+        if blocked.is_empty() && !inject {
             // Full consent and nothing to add: the origin's page, byte for byte.
             return Response::from_parts(parts, ProxyBody::pass(body, idle));
         }
@@ -538,7 +575,7 @@ impl Proxy {
             .headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok());
-        let injection = inject.map(|v| self.injection(v, &blocked));
+        let injection = inject.then(|| self.injection(&visitor, &blocked));
         let rewriter = match BodyRewriter::new(
             self.policy.clone(),
             blocked,

@@ -1,0 +1,197 @@
+//! The Content-Security-Policy backstop. Rewriting stops what is in the HTML; a first-party bundle
+//! can still inject a tracker at runtime. The browser enforces this policy on everything: the
+//! site's allowlist plus the hosts of the services this visitor consented to. It is sent as an
+//! additional header, so an origin's own CSP is never weakened (browsers enforce both).
+
+use std::collections::BTreeMap;
+
+use crate::catalog::{Catalog, HostPattern};
+use crate::decision::Decision;
+
+/// How the policy is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CspMode {
+    Off,
+    /// `Content-Security-Policy-Report-Only`: nothing is blocked, violations are reported.
+    ReportOnly,
+    /// `Content-Security-Policy`: the browser blocks what is not allowed.
+    Enforce,
+}
+
+/// The directives we set: every kind of fetch a tracker uses.
+pub const DIRECTIVES: &[&str] = &[
+    "script-src",
+    "connect-src",
+    "img-src",
+    "frame-src",
+    "style-src",
+    "font-src",
+    "media-src",
+    "object-src",
+];
+
+/// Per-site CSP settings, compiled once.
+#[derive(Debug, Clone)]
+pub struct CspConfig {
+    pub mode: CspMode,
+    /// Sources allowed in every directive (the site's own CDNs and non-service third parties).
+    pub allow: Vec<String>,
+    /// Extra sources per directive.
+    pub directives: BTreeMap<String, Vec<String>>,
+    /// Where violation reports go (`<prefix>/csp-report`), or `None` for no reporting.
+    pub report_path: Option<String>,
+}
+
+impl CspConfig {
+    pub fn header_name(&self) -> Option<&'static str> {
+        match self.mode {
+            CspMode::Off => None,
+            CspMode::ReportOnly => Some("content-security-policy-report-only"),
+            CspMode::Enforce => Some("content-security-policy"),
+        }
+    }
+
+    /// The policy for a visitor: defaults a working site needs, the allowlist, and the hosts of
+    /// the services the visitor consented to.
+    pub fn policy(&self, catalog: &Catalog, d: &Decision) -> String {
+        let mut consented: Vec<String> = Vec::new();
+        for (i, svc) in catalog.services().iter().enumerate() {
+            if !d.allows(catalog, i) {
+                continue;
+            }
+            for h in &svc.hosts {
+                if let Ok(p) = HostPattern::parse(h) {
+                    consented.extend(sources_for(&p));
+                }
+            }
+        }
+        consented.sort();
+        consented.dedup();
+        let mut out = String::new();
+        for &dir in DIRECTIVES {
+            let mut sources: Vec<&str> = vec!["'self'"];
+            match dir {
+                // Inline code of the site keeps working (a nonce would disable 'unsafe-inline').
+                "script-src" | "style-src" => sources.push("'unsafe-inline'"),
+                "img-src" => sources.extend(["data:", "blob:"]),
+                "font-src" => sources.push("data:"),
+                "media-src" => sources.extend(["blob:", "data:"]),
+                "object-src" => sources = vec!["'none'"],
+                _ => {}
+            }
+            if dir != "object-src" {
+                sources.extend(self.allow.iter().map(String::as_str));
+                sources.extend(consented.iter().map(String::as_str));
+            }
+            if let Some(extra) = self.directives.get(dir) {
+                if dir == "object-src" && !extra.is_empty() {
+                    sources.clear();
+                }
+                sources.extend(extra.iter().map(String::as_str));
+            }
+            out.push_str(dir);
+            for s in sources {
+                out.push(' ');
+                out.push_str(s);
+            }
+            out.push_str("; ");
+        }
+        if let Some(path) = &self.report_path {
+            out.push_str("report-uri ");
+            out.push_str(path);
+            out.push_str("; report-to consentgate-csp");
+        } else {
+            out.truncate(out.trim_end_matches("; ").len());
+        }
+        out
+    }
+}
+
+/// CSP source expressions for a catalog host pattern. CSP's `*.host` has our semantics
+/// (subdomains only); a path becomes an exact path and a prefix (`/tr` and `/tr/`).
+fn sources_for(p: &HostPattern) -> Vec<String> {
+    let host = if p.wildcard {
+        format!("*.{}", p.host)
+    } else {
+        p.host.clone()
+    };
+    match &p.path {
+        None => vec![host],
+        Some(path) => vec![format!("{host}{path}"), format!("{host}{path}/")],
+    }
+}
+
+/// Whether a string is a plausible CSP source expression (no separators that would let a config
+/// value inject a directive).
+pub fn valid_source(s: &str) -> bool {
+    !s.is_empty()
+        && !s.contains([';', ',', ' ', '\t', '\n', '\r'])
+        && s.is_ascii()
+        && (!s.starts_with('\'') || (s.ends_with('\'') && s.len() > 2))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(mode: CspMode) -> CspConfig {
+        CspConfig {
+            mode,
+            allow: vec!["https://cdn.example.org".into()],
+            directives: BTreeMap::from([(
+                "script-src".to_string(),
+                vec!["'unsafe-eval'".to_string()],
+            )]),
+            report_path: Some("/__consent/csp-report".into()),
+        }
+    }
+
+    #[test]
+    fn undecided_policy_allows_no_service() {
+        let c = Catalog::builtin().unwrap();
+        let p = cfg(CspMode::Enforce).policy(&c, &Decision::undecided());
+        assert!(p.starts_with("script-src 'self' 'unsafe-inline' https://cdn.example.org 'unsafe-eval'; connect-src 'self' https://cdn.example.org;"), "{p}");
+        assert!(p.contains("object-src 'none';"));
+        assert!(p.ends_with("report-uri /__consent/csp-report; report-to consentgate-csp"));
+        assert!(!p.contains("zdassets") && !p.contains("facebook"));
+    }
+
+    #[test]
+    fn consented_services_hosts_are_allowed() {
+        let c = Catalog::builtin().unwrap();
+        let mut d = Decision {
+            decided: true,
+            ..Decision::default()
+        };
+        d.granted.insert(c.index_of("zendesk-chat").unwrap());
+        d.granted.insert(c.index_of("meta-pixel").unwrap());
+        let p = cfg(CspMode::ReportOnly).policy(&c, &d);
+        let connect = p
+            .split("; ")
+            .find(|d| d.starts_with("connect-src"))
+            .unwrap();
+        for s in [
+            "static.zdassets.com",
+            "*.zdassets.com",
+            "connect.facebook.net",
+            "www.facebook.com/tr",
+            "www.facebook.com/tr/",
+        ] {
+            assert!(
+                connect.split(' ').any(|x| x == s),
+                "{s} missing in {connect}"
+            );
+        }
+        assert!(!p.contains("youtube"));
+    }
+
+    #[test]
+    fn sources_are_validated() {
+        assert!(valid_source("https://cdn.example.org"));
+        assert!(valid_source("'unsafe-eval'"));
+        assert!(valid_source("*.example.org"));
+        assert!(!valid_source("a; script-src *"));
+        assert!(!valid_source("a b"));
+        assert!(!valid_source("'"));
+    }
+}
