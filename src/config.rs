@@ -815,6 +815,23 @@ endpoint_prefix = "nope"
     }
 
     #[test]
+    fn csp_and_admin_config() {
+        let c = Config::parse("[csp]\nmode = \"enforce\"\nallow = [\"https://cdn.example.org\"]\n[admin]\nlisten = \"127.0.0.1:9901\"\ntoken = \"0123456789abcdef0123\"\n").unwrap();
+        assert_eq!(c.csp.mode, crate::csp::CspMode::Enforce);
+        assert_eq!(c.admin.unwrap().listen.port(), 9901);
+        let errs = Config::parse("[csp]\nmode = \"strict\"\nallow = [\"x; script-src *\"]\n[csp.directives]\nworker-src = []\n[admin]\nlisten = \"127.0.0.1:9901\"\n").unwrap_err().0;
+        let paths: Vec<_> = errs.iter().map(|e| e.path.as_str()).collect();
+        for p in [
+            "csp.mode",
+            "csp.allow[0]",
+            "csp.directives.worker-src",
+            "admin.token",
+        ] {
+            assert!(paths.contains(&p), "{p} missing: {errs:?}");
+        }
+    }
+
+    #[test]
     fn syntax_errors_have_a_line() {
         let errs = Config::parse("[server]\nlisten = \n").unwrap_err().0;
         assert_eq!(errs.len(), 1);

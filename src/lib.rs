@@ -11,6 +11,7 @@ pub mod config;
 pub mod csp;
 pub mod decision;
 pub mod demo;
+pub mod discovery;
 pub mod error;
 pub mod i18n;
 pub mod matcher;

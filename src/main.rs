@@ -105,7 +105,15 @@ async fn run(cli: Cli) -> Result<()> {
     }
     let listen = config.server.listen;
     let upstream = config.upstream.url.clone();
+    let admin = config.admin.clone();
     let proxy = build_proxy(config)?;
+    if let Some(admin) = admin {
+        let l = TcpListener::bind(admin.listen)
+            .await
+            .with_context(|| format!("cannot listen on {} for the admin API", admin.listen))?;
+        tracing::info!(listen = %l.local_addr()?, "admin API is running");
+        tokio::spawn(proxy.clone().serve_admin(l, admin.token, shutdown_signal()));
+    }
     let listener = TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;

@@ -36,6 +36,8 @@ pub struct RewriteStats {
     pub neutralized: u32,
     /// Services with at least one element neutralized in this document.
     pub seen: ServiceSet,
+    /// Third-party origins referenced (discovery), with their service if any.
+    pub origins: crate::urlctx::Origins,
     /// Inline scripts over the buffer cap, neutralized without classification.
     pub unclassified_scripts: u32,
 }
@@ -174,7 +176,9 @@ impl PageRewriter {
         };
         rw.end()?;
         self.sink.take_into(out);
-        Ok(lock(&self.ctx).stats.clone())
+        let mut d = lock(&self.ctx);
+        d.stats.origins = d.urls.take_origins();
+        Ok(d.stats.clone())
     }
 
     pub fn stats(&self) -> RewriteStats {

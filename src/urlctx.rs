@@ -9,11 +9,30 @@ use url::Url;
 
 use crate::matcher::{HostMatcher, ServiceSet};
 
+/// Third-party origins a document referenced: origin → (service, references).
+pub type Origins = std::collections::BTreeMap<String, (Option<usize>, u32)>;
+
+/// References recorded per document at most (a page listing thousands of hosts stays bounded).
+const MAX_ORIGINS_PER_DOC: usize = 256;
+
 /// The document's URL context while it streams.
 #[derive(Debug, Clone)]
 pub struct UrlContext {
     page: Url,
     base: Option<Url>,
+    /// The page's registrable domain: hosts under it are first-party.
+    site: String,
+    /// Discovery: the third-party origins seen (interior mutability keeps lookups `&self`).
+    seen: std::cell::RefCell<Origins>,
+}
+
+/// The registrable domain of a host (the host itself for IPs and unknown suffixes).
+pub fn site_of(host: &str) -> String {
+    let host = host.trim_end_matches('.');
+    if host.parse::<std::net::IpAddr>().is_ok() || host.starts_with('[') {
+        return host.to_string();
+    }
+    psl::domain_str(host).unwrap_or(host).to_ascii_lowercase()
 }
 
 /// True when `s` is certainly a relative reference that keeps the base's host (a path, query
@@ -40,7 +59,34 @@ fn is_plain_relative(s: &str) -> bool {
 
 impl UrlContext {
     pub fn new(page: Url) -> Self {
-        UrlContext { page, base: None }
+        let site = site_of(page.host_str().unwrap_or(""));
+        UrlContext {
+            page,
+            base: None,
+            site,
+            seen: Default::default(),
+        }
+    }
+
+    /// The third-party origins referenced so far, with the service each belongs to.
+    pub fn take_origins(&self) -> Origins {
+        std::mem::take(&mut *self.seen.borrow_mut())
+    }
+
+    fn observe(&self, u: &Url, service: Option<usize>) {
+        let Some(host) = u.host_str() else {
+            return;
+        };
+        if !matches!(u.scheme(), "http" | "https" | "ws" | "wss") || site_of(host) == self.site {
+            return;
+        }
+        let mut seen = self.seen.borrow_mut();
+        let origin = u.origin().ascii_serialization();
+        if let Some(e) = seen.get_mut(&origin) {
+            e.1 += 1;
+        } else if seen.len() < MAX_ORIGINS_PER_DOC {
+            seen.insert(origin, (service, 1));
+        }
     }
 
     pub fn page(&self) -> &Url {
@@ -77,7 +123,10 @@ impl UrlContext {
         if is_plain_relative(v) && !hosts.knows_host(base.host_str().unwrap_or("")) {
             return None;
         }
-        base.join(v).ok().and_then(|u| hosts.lookup_url(&u))
+        let u = base.join(v).ok()?;
+        let service = hosts.lookup_url(&u);
+        self.observe(&u, service);
+        service
     }
 
     /// The services with any rule on the host a URL points to (for `preconnect`/`dns-prefetch`,
@@ -233,6 +282,32 @@ mod tests {
         ctx.set_base("//www.facebook.com/");
         assert_eq!(svc(&ctx, "tr?id=1"), Some("meta-pixel".into()));
         assert_eq!(svc(&ctx, "profile"), None);
+    }
+
+    #[test]
+    fn third_party_origins_are_observed() {
+        let c = Catalog::builtin().unwrap();
+        let m = HostMatcher::new(&c);
+        let ctx = UrlContext::new(Url::parse("https://www.shop.example/").unwrap());
+        for u in [
+            "/a.js",
+            "https://cdn.shop.example/x.js",
+            "https://static.zdassets.com/s.js",
+            "https://static.zdassets.com/t.js",
+            "https://cdn.other.test/lib.js",
+            "data:image/png,1",
+        ] {
+            ctx.service_of(u, &m);
+        }
+        let o = ctx.take_origins();
+        assert_eq!(o.len(), 2, "{o:?}");
+        assert_eq!(
+            o["https://static.zdassets.com"],
+            (c.index_of("zendesk-chat"), 2)
+        );
+        assert_eq!(o["https://cdn.other.test"], (None, 1));
+        assert_eq!(site_of("a.b.example.co.uk"), "example.co.uk");
+        assert_eq!(site_of("127.0.0.1"), "127.0.0.1");
     }
 
     #[test]

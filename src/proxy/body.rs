@@ -16,6 +16,9 @@ use crate::pipeline::BodyRewriter;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// Called with what the rewrite did once the body has ended well (discovery, metrics).
+pub type OnDone = Box<dyn FnOnce(&crate::rewrite::RewriteStats) + Send>;
+
 enum Kind {
     /// Fixed bytes produced by the proxy itself.
     Full(Option<Bytes>),
@@ -26,6 +29,7 @@ enum Kind {
         inner: Incoming,
         rewriter: Box<BodyRewriter>,
         page: String,
+        done: Option<OnDone>,
     },
     Done,
 }
@@ -61,12 +65,19 @@ impl ProxyBody {
         }
     }
 
-    pub fn rewrite(inner: Incoming, rewriter: BodyRewriter, idle: Duration, page: String) -> Self {
+    pub fn rewrite(
+        inner: Incoming,
+        rewriter: BodyRewriter,
+        idle: Duration,
+        page: String,
+        done: OnDone,
+    ) -> Self {
         ProxyBody {
             kind: Kind::Rewrite {
                 inner,
                 rewriter: Box::new(rewriter),
                 page,
+                done: Some(done),
             },
             idle,
             deadline: None,
@@ -154,7 +165,10 @@ impl Body for ProxyBody {
                 Poll::Ready(None) => {
                     let kind = std::mem::replace(&mut this.kind, Kind::Done);
                     let Kind::Rewrite {
-                        mut rewriter, page, ..
+                        mut rewriter,
+                        page,
+                        done,
+                        ..
                     } = kind
                     else {
                         return Poll::Ready(None);
@@ -162,6 +176,9 @@ impl Body for ProxyBody {
                     return match rewriter.finish() {
                         Ok(out) => {
                             let stats = rewriter.stats();
+                            if let Some(done) = done {
+                                done(&stats);
+                            }
                             tracing::debug!(
                                 page,
                                 neutralized = stats.neutralized,

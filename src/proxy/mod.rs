@@ -7,6 +7,7 @@
 //! 4. `respond`: HTML gets consent-specific cache headers and a rewritten body; everything else
 //!    passes through untouched.
 
+mod admin;
 mod assets;
 mod body;
 mod endpoints;
@@ -48,6 +49,8 @@ pub struct Proxy {
     pub policy: Arc<Policy>,
     /// CSP violation reports received, for the admin listener.
     pub reports: Arc<crate::reports::CspReports>,
+    /// Third-party origins the pages referenced, for the admin listener.
+    pub discovery: Arc<crate::discovery::Discovery>,
     languages: Arc<Languages>,
     banner: Arc<BannerOptions>,
     signer: CookieSigner,
@@ -148,6 +151,7 @@ impl Proxy {
                 config,
                 policy,
                 reports: Arc::default(),
+                discovery: Arc::default(),
                 languages,
                 banner,
                 signer,
@@ -593,7 +597,10 @@ impl Proxy {
         parts.headers.remove(header::CONTENT_LENGTH);
         Response::from_parts(
             parts,
-            ProxyBody::rewrite(body, rewriter, idle, page.to_string()),
+            ProxyBody::rewrite(body, rewriter, idle, page.to_string(), {
+                let discovery = self.discovery.clone();
+                Box::new(move |stats: &RewriteStats| discovery.record(&stats.origins))
+            }),
         )
     }
 }
