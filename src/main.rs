@@ -47,6 +47,18 @@ enum Command {
         #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
         origin_listen: SocketAddr,
     },
+    /// Crawl a site through the rewriter and report the services and third-party origins it
+    /// uses, a config snippet covering them, and privacy-policy sections.
+    Scan {
+        /// The first page, e.g. https://www.example.com/
+        url: String,
+        /// How many pages to fetch at most (same-site links, breadth first).
+        #[arg(long, default_value_t = 20)]
+        pages: usize,
+        /// Language of the privacy-policy sections.
+        #[arg(long, default_value = "en")]
+        lang: String,
+    },
 }
 
 fn init_logging() {
@@ -173,6 +185,29 @@ fn check_config(file: &std::path::Path) -> ExitCode {
     }
 }
 
+async fn scan(cli: &Cli, url: &str, pages: usize, lang: &str) -> Result<()> {
+    let config = match &cli.config {
+        Some(path) => Config::load(path)
+            .map_err(|e| anyhow::anyhow!("invalid configuration {}:\n{e}", path.display()))?,
+        None => Config::defaults().map_err(|e| anyhow::anyhow!("{e}"))?,
+    };
+    let start = url::Url::parse(url).with_context(|| format!("`{url}` is not a URL"))?;
+    anyhow::ensure!(
+        matches!(start.scheme(), "http" | "https"),
+        "`{url}`: only http and https can be scanned"
+    );
+    let report = consentgate::scan::scan(&config, start, pages.max(1))
+        .await
+        .map_err(anyhow::Error::msg)?;
+    anyhow::ensure!(
+        !report.pages.is_empty(),
+        "no HTML page could be fetched from {url}: {:?}",
+        report.errors
+    );
+    print!("{}", consentgate::scan::render(&report, &config, lang));
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some(Command::CheckConfig { file }) = &cli.command {
@@ -190,11 +225,12 @@ fn main() -> ExitCode {
         }
     };
     let result = rt.block_on(async move {
-        match cli.command {
+        match &cli.command {
             Some(Command::Demo {
                 listen,
                 origin_listen,
-            }) => demo(listen, origin_listen).await,
+            }) => demo(*listen, *origin_listen).await,
+            Some(Command::Scan { url, pages, lang }) => scan(&cli, url, *pages, lang).await,
             _ => run(cli).await,
         }
     });

@@ -243,3 +243,59 @@ fn demo_prints_its_url_and_serves_neutralized_pages() {
     }
     assert!(http_get(port, "/zopim").contains("data-consentgate-service=\"zendesk-chat\""));
 }
+
+#[test]
+fn scan_reports_services_unknown_origins_and_a_snippet() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let origin = rt.block_on(common::origin(|s| {
+        let body = match s.uri.as_str() {
+            "/" => "<a href=\"/a\">a</a> <a href=\"b#top\">b</a> <a href=\"https://elsewhere.example/\">x</a><script src=\"https://static.zdassets.com/ekr/snippet.js\"></script>",
+            "/a" => "<iframe src=\"https://www.youtube.com/embed/x\"></iframe><script src=\"https://cdn.unknown-cdn.example/lib.js\"></script><a href=\"/\">home</a>",
+            "/b" => "<script>window.$zopim||(function(){})()</script><img src=\"https://cdn.unknown-cdn.example/p.png\"><a href=\"/c\">c</a>",
+            _ => "<p>deep</p>",
+        };
+        common::OriginResponse::html(body)
+    }));
+    let out = Command::new(BIN)
+        .args(["scan", &format!("http://{}/", origin.addr), "--pages", "3"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("Scanned 3 page(s)"), "{text}");
+    assert!(
+        text.contains("zendesk-chat") && text.contains("youtube"),
+        "{text}"
+    );
+    assert!(text.contains("https://cdn.unknown-cdn.example"), "{text}");
+    assert!(
+        text.contains("allow = [\"https://cdn.unknown-cdn.example\"]"),
+        "{text}"
+    );
+    assert!(
+        text.contains("## Zendesk Chat") && text.contains("## YouTube"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("elsewhere.example"),
+        "other sites are not crawled: {text}"
+    );
+    // Only same-site pages, bounded: /c was never fetched.
+    assert!(!origin.seen.lock().unwrap().iter().any(|s| s.uri == "/c"));
+    drop(rt);
+}
+
+#[test]
+fn scan_of_an_unreachable_site_fails_clearly() {
+    let port = free_port();
+    let out = Command::new(BIN)
+        .args(["scan", &format!("http://127.0.0.1:{port}/")])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no HTML page could be fetched"));
+}

@@ -27,15 +27,25 @@ async fn report_only_by_default_with_no_service_allowed_before_consent() {
     let p = policy_of(&got, "content-security-policy-report-only");
     assert_eq!(p.len(), 1, "{:?}", got.headers);
     assert!(p[0].contains("connect-src 'self'"), "{}", p[0]);
-    assert!(!p[0].contains("zdassets") && !p[0].contains("facebook"), "{}", p[0]);
+    assert!(
+        !p[0].contains("zdassets") && !p[0].contains("facebook"),
+        "{}",
+        p[0]
+    );
     assert!(p[0].contains("report-uri /__consent/csp-report"));
-    assert_eq!(got.header("reporting-endpoints"), Some("consentgate-csp=\"/__consent/csp-report\""));
+    assert_eq!(
+        got.header("reporting-endpoints"),
+        Some("consentgate-csp=\"/__consent/csp-report\"")
+    );
     assert!(got.header("content-security-policy").is_none());
 }
 
 #[tokio::test]
 async fn enforced_policy_follows_consent_and_keeps_the_origins_own() {
-    let o = origin(|_| OriginResponse::html(PAGE).header("content-security-policy", "frame-ancestors 'none'")).await;
+    let o = origin(|_| {
+        OriginResponse::html(PAGE).header("content-security-policy", "frame-ancestors 'none'")
+    })
+    .await;
     let g = gate_with(o.addr, |c| {
         c.csp.mode = CspMode::Enforce;
         c.csp.allow = vec!["https://cdn.example.org".into()];
@@ -45,16 +55,32 @@ async fn enforced_policy_follows_consent_and_keeps_the_origins_own() {
     let p = policy_of(&got, "content-security-policy");
     assert_eq!(p.len(), 2, "ours is added, the origin's kept: {p:?}");
     assert_eq!(p[0], "frame-ancestors 'none'");
-    assert!(p[1].contains("https://cdn.example.org") && !p[1].contains("connect.facebook.net"), "{}", p[1]);
+    assert!(
+        p[1].contains("https://cdn.example.org") && !p[1].contains("connect.facebook.net"),
+        "{}",
+        p[1]
+    );
     let meta = consent(g.addr, "action=save&service=meta-pixel").await;
     let got = fetch_with_cookie(g.addr, "/", &meta).await;
     let p = policy_of(&got, "content-security-policy");
-    assert!(p[1].contains("connect.facebook.net") && p[1].contains("www.facebook.com/tr"), "{}", p[1]);
+    assert!(
+        p[1].contains("connect.facebook.net") && p[1].contains("www.facebook.com/tr"),
+        "{}",
+        p[1]
+    );
     assert!(!p[1].contains("zdassets"), "{}", p[1]);
     // Non-HTML responses carry no policy.
-    let o = origin(|_| OriginResponse { status: 200, headers: vec![("content-type".into(), "image/png".into())], body: OriginBody::Full(vec![1, 2]) }).await;
+    let o = origin(|_| OriginResponse {
+        status: 200,
+        headers: vec![("content-type".into(), "image/png".into())],
+        body: OriginBody::Full(vec![1, 2]),
+    })
+    .await;
     let g = gate_with(o.addr, |c| c.csp.mode = CspMode::Enforce).await;
-    assert!(fetch(g.addr, "/x.png").await.header("content-security-policy").is_none());
+    assert!(fetch(g.addr, "/x.png")
+        .await
+        .header("content-security-policy")
+        .is_none());
 }
 
 #[tokio::test]
@@ -84,12 +110,24 @@ async fn violation_reports_are_validated_limited_and_aggregated() {
     let o = origin(|_| OriginResponse::html(PAGE)).await;
     let g = gate(o.addr).await;
     let legacy = br#"{"csp-report":{"effective-directive":"script-src-elem","blocked-uri":"https://connect.facebook.net/en_US/fbevents.js"}}"#.to_vec();
-    assert_eq!(report(g.addr, "application/csp-report", legacy.clone()).await, 204);
+    assert_eq!(
+        report(g.addr, "application/csp-report", legacy.clone()).await,
+        204
+    );
     let modern = br#"[{"type":"csp-violation","body":{"effectiveDirective":"connect-src","blockedURL":"https://www.google-analytics.com/g/collect"}}]"#.to_vec();
-    assert_eq!(report(g.addr, "application/reports+json", modern).await, 204);
-    assert_eq!(report(g.addr, "application/csp-report", b"{}".to_vec()).await, 400);
+    assert_eq!(
+        report(g.addr, "application/reports+json", modern).await,
+        204
+    );
+    assert_eq!(
+        report(g.addr, "application/csp-report", b"{}".to_vec()).await,
+        400
+    );
     assert_eq!(report(g.addr, "text/plain", legacy.clone()).await, 415);
-    assert_eq!(report(g.addr, "application/csp-report", vec![b' '; 100_000]).await, 413);
+    assert_eq!(
+        report(g.addr, "application/csp-report", vec![b' '; 100_000]).await,
+        413
+    );
     let snap = g.proxy.reports.snapshot();
     assert_eq!(snap["violations"].as_array().unwrap().len(), 2, "{snap}");
     // A flood from one client is cut off.

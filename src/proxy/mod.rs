@@ -40,8 +40,8 @@ use crate::pipeline::BodyRewriter;
 use crate::policy::Policy;
 use crate::rewrite::{Injection, RewriteStats};
 
-type UpstreamBody = BoxBody<bytes::Bytes, hyper::Error>;
-type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, UpstreamBody>;
+pub type UpstreamBody = BoxBody<bytes::Bytes, hyper::Error>;
+pub type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, UpstreamBody>;
 
 /// Everything a request needs, built once per configuration.
 pub struct Proxy {
@@ -119,33 +119,7 @@ impl Proxy {
         });
         let languages = Arc::new(config.languages.clone());
 
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_connect_timeout(Some(config.upstream.connect_timeout));
-        http.set_nodelay(true);
-        let mut roots = rustls::RootCertStore::empty();
-        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        for cert in &config.upstream.ca_certs {
-            roots
-                .add(cert.clone())
-                .map_err(|e| format!("upstream.ca_file: unusable certificate: {e}"))?;
-        }
-        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS setup: {e}"))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            .set_host(false)
-            .pool_idle_timeout(std::time::Duration::from_secs(60))
-            .build(https);
+        let client = http_client(&config.upstream)?;
         Ok((
             Proxy {
                 config,
@@ -605,7 +579,39 @@ impl Proxy {
     }
 }
 
-fn empty_body() -> UpstreamBody {
+/// The HTTP(S) client for an upstream: pooled keep-alive, connect timeout, rustls with the public
+/// roots plus the configured CA. `Host` is set by the caller.
+pub fn http_client(up: &crate::config::UpstreamConfig) -> Result<HttpsClient, String> {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_connect_timeout(Some(up.connect_timeout));
+    http.set_nodelay(true);
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    for cert in &up.ca_certs {
+        roots
+            .add(cert.clone())
+            .map_err(|e| format!("upstream.ca_file: unusable certificate: {e}"))?;
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| format!("TLS setup: {e}"))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
+    Ok(Client::builder(TokioExecutor::new())
+        .set_host(false)
+        .pool_idle_timeout(std::time::Duration::from_secs(60))
+        .build(https))
+}
+
+pub fn empty_body() -> UpstreamBody {
     Empty::new().map_err(|never| match never {}).boxed()
 }
 
