@@ -19,6 +19,7 @@ pub mod pipeline;
 pub mod policy;
 pub mod privacy;
 pub mod proxy;
+pub mod receipts;
 pub mod reports;
 pub mod rewrite;
 pub mod scan;
