@@ -7,8 +7,10 @@
 //! refused, the method, the user-agent family, optionally a truncated IP, and the id of the same
 //! visitor's previous receipt (so a visitor's history can be handed over).
 
+mod log;
 mod sqlite;
 
+pub use log::{Opener, ReceiptLog, RecordError};
 pub use sqlite::SqliteStore;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
