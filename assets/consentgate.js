@@ -6,6 +6,9 @@
   'use strict';
   var runtime = document.currentScript || document.querySelector('script[data-consentgate="runtime"]');
   var prefix = (runtime && runtime.getAttribute('data-consentgate-prefix')) || '/__consent';
+  /* With an enforced CSP the page's policy cannot grow: granted services load after a reload. */
+  var reloadOnGrant = runtime && runtime.getAttribute('data-consentgate-reload') === 'true';
+  var OPEN_KEY = 'consentgate-open';
   var banner = document.querySelector('[data-consentgate="banner"]');
   var DATA = 'data-consentgate-';
 
@@ -144,11 +147,19 @@
     })();
   }
 
-  function decided(result) {
-    if (result.revoked && result.revoked.length) {
-      /* Revocation: what already ran cannot be unloaded; a fresh page is clean. */
+  function decided(result, opener) {
+    var reload = result.revoked && result.revoked.length;
+    if (!reload && reloadOnGrant) {
+      reload = Array.prototype.some.call(document.querySelectorAll('[' + DATA + 'service]'), function (el) {
+        return !ours(el) && allowed(el, result.services);
+      });
+    }
+    if (reload) {
+      /* Revocation: what already ran cannot be unloaded, a fresh page is clean. A grant under an
+       * enforced CSP: the new page's policy allows the service. A facade's opener survives it. */
+      if (opener) { try { sessionStorage.setItem(OPEN_KEY, opener); } catch (e) { /* private mode */ } }
       location.reload();
-      return Promise.resolve();
+      return Promise.reject(new Error('reloading'));
     }
     sync(result.services);
     setOpen(false);
@@ -192,16 +203,26 @@
     var params = formParams(form, submitter);
     var facade = form.closest('[' + DATA + 'placeholder]');
     e.preventDefault();
+    var opener = facade ? facade.getAttribute(DATA + 'opener') : null;
     post(params).then(function (result) {
-      return decided(result).then(function () {
-        if (facade) { openWidget(facade.getAttribute(DATA + 'opener')); }
-      });
+      return decided(result, opener).then(function () {
+        if (opener) { openWidget(opener); }
+      }, function () { /* reloading */ });
     }).catch(function () {
       /* The fetch failed: send the plain form, which always works. */
       bypass = true;
       if (form.requestSubmit) { form.requestSubmit(submitter || undefined); } else { form.submit(); }
     });
   });
+
+  /* A facade's chat, granted just before a reload: open it now that its scripts run. */
+  try {
+    var pending = sessionStorage.getItem(OPEN_KEY);
+    if (pending) {
+      sessionStorage.removeItem(OPEN_KEY);
+      openWidget(pending);
+    }
+  } catch (e) { /* storage unavailable */ }
 
   document.addEventListener('keydown', function (e) {
     if (e.key === 'Escape' && banner && banner.getAttribute(DATA + 'open') === 'true' &&

@@ -47,6 +47,10 @@ pub struct BannerOptions {
     pub settings_corner: Corner,
     /// Query suffix that changes when the assets change (cache busting), e.g. `?v=1a2b3c`.
     pub asset_version: String,
+    /// The services the banner lists (`None`: the whole catalog).
+    pub shown: Option<crate::matcher::ServiceSet>,
+    /// An enforced CSP is fixed per document: newly granted services load after a reload.
+    pub reload_on_grant: bool,
 }
 
 /// What the page gets before `</body>` for one visitor.
@@ -166,6 +170,7 @@ pub fn render(
             .iter()
             .enumerate()
             .filter(|(_, s)| s.purpose == purpose)
+            .filter(|(i, _)| opts.shown.as_ref().is_none_or(|set| set.contains(*i)))
             .collect();
         if services.is_empty() {
             continue;
@@ -226,8 +231,9 @@ pub fn render(
     }
     let _ = write!(
         h,
-        "<script src=\"{prefix}/assets/consentgate.js{v}\" defer data-consentgate=\"runtime\" data-consentgate-prefix=\"{prefix}\"></script>",
-        v = esc(&opts.asset_version)
+        "<script src=\"{prefix}/assets/consentgate.js{v}\" defer data-consentgate=\"runtime\" data-consentgate-prefix=\"{prefix}\"{reload}></script>",
+        v = esc(&opts.asset_version),
+        reload = if opts.reload_on_grant { " data-consentgate-reload=\"true\"" } else { "" },
     );
     Rendered { html: h }
 }
@@ -260,6 +266,8 @@ mod tests {
             privacy_policy_url: "/privacy".into(),
             settings_corner: Corner::BottomLeft,
             asset_version: "?v=1".into(),
+            shown: None,
+            reload_on_grant: false,
         }
     }
 
@@ -302,6 +310,23 @@ mod tests {
         assert!(r.contains("data-consentgate-action=\"settings\""));
         assert_eq!(r.matches(" checked").count(), 1);
         assert!(r.contains("value=\"youtube\" data-consentgate-service=\"youtube\" checked"));
+    }
+
+    #[test]
+    fn only_the_sites_services_are_listed() {
+        let c = Catalog::builtin().unwrap();
+        let l = Languages::new("en", &BTreeMap::new()).unwrap();
+        let mut o = opts();
+        let mut set = crate::matcher::ServiceSet::new();
+        set.insert(c.index_of("youtube").unwrap());
+        o.shown = Some(set);
+        let r = render(&c, &Decision::undecided(), &l, "en", &o, false, &[]).html;
+        assert_eq!(r.matches("type=\"checkbox\"").count(), 1);
+        assert!(r.contains("data-consentgate-service=\"youtube\""));
+        assert!(
+            !r.contains("data-consentgate-purpose=\"statistics\""),
+            "empty purposes are left out"
+        );
     }
 
     #[test]

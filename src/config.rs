@@ -41,6 +41,7 @@ struct RawConsent {
     settings_position: Option<String>,
     adapter: Option<RawAdapter>,
     referrer_policy: Option<String>,
+    services: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -70,7 +71,37 @@ struct RawRewrite {
 
 const SECTIONS: &[&str] = &[
     "server", "upstream", "consent", "rewrite", "services", "texts", "beacons", "csp", "admin",
+    "receipts",
 ];
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReceipts {
+    store: Option<String>,
+    path: Option<String>,
+    url: Option<String>,
+    retention_days: Option<u32>,
+    ip: Option<String>,
+    queue: Option<usize>,
+}
+
+/// Where consent receipts are kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReceiptStore {
+    Sqlite(std::path::PathBuf),
+    Postgres(String),
+    /// No proof is kept (development only: not compliant with Art. 7(1)).
+    Off,
+}
+
+#[derive(Debug, Clone)]
+pub struct ReceiptsConfig {
+    pub store: ReceiptStore,
+    pub retention: Duration,
+    /// Keep the client IP truncated to /24 or /48 in receipts.
+    pub truncated_ip: bool,
+    pub queue: usize,
+}
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -140,6 +171,9 @@ pub struct ConsentConfig {
     pub adapter: Option<Adapter>,
     /// Added to HTML responses that carry no `Referrer-Policy`; `None` leaves them alone.
     pub referrer_policy: Option<String>,
+    /// The services this site uses (catalog indices): the banner lists only these, and
+    /// "Accept all" grants only these. `None`: every catalog service.
+    pub shown: Option<Vec<usize>>,
 }
 
 /// A validated configuration.
@@ -156,6 +190,7 @@ pub struct Config {
     pub csp: crate::csp::CspConfig,
     /// `None`: no admin listener.
     pub admin: Option<AdminConfig>,
+    pub receipts: ReceiptsConfig,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -430,6 +465,64 @@ impl Config {
             }
         };
 
+        let raw_receipts: RawReceipts = section(&table, "receipts", &mut errors);
+        let store = match raw_receipts.store.as_deref() {
+            None | Some("sqlite") => ReceiptStore::Sqlite(
+                raw_receipts
+                    .path
+                    .clone()
+                    .unwrap_or_else(|| "consentgate-receipts.db".into())
+                    .into(),
+            ),
+            Some("postgres") => match raw_receipts
+                .url
+                .clone()
+                .or_else(|| std::env::var("CONSENTGATE_RECEIPTS_URL").ok())
+                .filter(|u| !u.is_empty())
+            {
+                Some(u) => ReceiptStore::Postgres(u),
+                None => {
+                    errors.push(ConfigError::new(
+                        "receipts.url",
+                        "store = \"postgres\" needs a connection URL (receipts.url or CONSENTGATE_RECEIPTS_URL)",
+                    ));
+                    ReceiptStore::Off
+                }
+            },
+            Some("off") => ReceiptStore::Off,
+            Some(other) => {
+                errors.push(ConfigError::new(
+                    "receipts.store",
+                    format!("`{other}`: use \"sqlite\", \"postgres\" or \"off\""),
+                ));
+                ReceiptStore::Off
+            }
+        };
+        let retention_days = raw_receipts.retention_days.unwrap_or(3 * 365);
+        if retention_days == 0 {
+            errors.push(ConfigError::new(
+                "receipts.retention_days",
+                "must be at least 1",
+            ));
+        }
+        let truncated_ip = match raw_receipts.ip.as_deref() {
+            None | Some("none") => false,
+            Some("truncated") => true,
+            Some(other) => {
+                errors.push(ConfigError::new(
+                    "receipts.ip",
+                    format!("`{other}`: use \"none\" or \"truncated\" (/24, /48)"),
+                ));
+                false
+            }
+        };
+        let receipts = ReceiptsConfig {
+            store,
+            retention: Duration::from_secs(u64::from(retention_days.max(1)) * 86_400),
+            truncated_ip,
+            queue: raw_receipts.queue.unwrap_or(1024).max(1),
+        };
+
         let defaults = RewriteLimits::default();
         let limits = RewriteLimits {
             inline_script_max_bytes: rewrite
@@ -525,6 +618,19 @@ impl Config {
                 Some(v.to_string())
             }
         };
+        let shown = consent.services.as_ref().map(|ids| {
+            let mut out = Vec::new();
+            for (i, id) in ids.iter().enumerate() {
+                match catalog.index_of(id) {
+                    Some(x) => out.push(x),
+                    None => errors.push(ConfigError::new(
+                        format!("consent.services[{i}]"),
+                        format!("no service `{id}` in the catalog"),
+                    )),
+                }
+            }
+            out
+        });
         let adapter = consent.adapter.map(|a| {
             let mut services = Vec::new();
             for (id, foreign) in a.services {
@@ -586,12 +692,14 @@ impl Config {
                 settings_corner,
                 adapter,
                 referrer_policy,
+                shown,
             },
             rewrite: limits,
             catalog,
             languages,
             csp,
             admin,
+            receipts,
         })
     }
 

@@ -30,6 +30,8 @@ pub struct Decision {
     pub granted: ServiceSet,
     /// When the decision was made (unix seconds), 0 when undecided.
     pub issued: u64,
+    /// The receipt that proves it.
+    pub receipt: Option<String>,
 }
 
 impl Decision {
@@ -95,7 +97,13 @@ impl CookieSigner {
             .iter()
             .filter_map(|i| catalog.get(i).map(|s| s.id.as_str()))
             .collect();
-        let payload = B64.encode(format!("{}|{}|{}", d.issued, self.version, ids.join(",")));
+        let receipt = d.receipt.as_deref().unwrap_or("");
+        let payload = B64.encode(format!(
+            "{}|{}|{receipt}|{}",
+            d.issued,
+            self.version,
+            ids.join(",")
+        ));
         let signed = format!("{VERSION}.{payload}");
         let mut mac = self.mac();
         mac.update(signed.as_bytes());
@@ -119,8 +127,13 @@ impl CookieSigner {
         mac.update(signed.as_bytes());
         mac.verify_slice(&tag).ok()?;
         let payload = String::from_utf8(B64.decode(payload).ok()?).ok()?;
-        let mut fields = payload.splitn(3, '|');
-        let (issued, version, ids) = (fields.next()?, fields.next()?, fields.next()?);
+        let mut fields = payload.splitn(4, '|');
+        let (issued, version, receipt, ids) = (
+            fields.next()?,
+            fields.next()?,
+            fields.next()?,
+            fields.next()?,
+        );
         if version != self.version {
             return None;
         }
@@ -135,6 +148,7 @@ impl CookieSigner {
             decided: true,
             granted,
             issued,
+            receipt: (!receipt.is_empty()).then(|| receipt.to_string()),
         })
     }
 }
@@ -162,6 +176,7 @@ mod tests {
         let mut d = Decision {
             decided: true,
             issued: 1_700_000_000,
+            receipt: Some("0123abcd".into()),
             ..Decision::default()
         };
         d.granted.insert(c.index_of("youtube").unwrap());
@@ -190,7 +205,7 @@ mod tests {
         assert_eq!(CookieSigner::new(b"other").decode(&c, &v), None);
         // Forged payload granting everything, old MAC.
         let (_, tag) = v.rsplit_once('.').unwrap();
-        let forged = format!("1.{}.{tag}", B64.encode("5||youtube,meta-pixel"));
+        let forged = format!("1.{}.{tag}", B64.encode("5|||youtube,meta-pixel"));
         assert_eq!(s.decode(&c, &forged), None);
         for junk in [
             "",
@@ -208,7 +223,7 @@ mod tests {
     #[test]
     fn unknown_ids_are_ignored() {
         let (c, s) = setup();
-        let signed = format!("1.{}", B64.encode("9||gone-service,youtube"));
+        let signed = format!("1.{}", B64.encode("9|||gone-service,youtube"));
         let mut mac = s.mac();
         mac.update(signed.as_bytes());
         let v = format!("{signed}.{}", B64.encode(mac.finalize().into_bytes()));

@@ -88,6 +88,15 @@ src="https://www.facebook.com/tr?id=000000000000000&ev=PageView&noscript=1"
 
 pub const YOUTUBE: &str = r#"<iframe width="560" height="315" src="https://www.youtube-nocookie.com/embed/dQw4w9WgXcQ" title="YouTube video player" frameborder="0" allow="accelerometer; autoplay; clipboard-write; encrypted-media; gyroscope; picture-in-picture" allowfullscreen></iframe>"#;
 
+/// The catalog services the demo pages embed.
+pub const SERVICES: &[&str] = &[
+    "zendesk-chat",
+    "freshchat",
+    "google-analytics",
+    "meta-pixel",
+    "youtube",
+];
+
 /// The demo page for a path, or `None` (404).
 pub fn page(path: &str) -> Option<String> {
     let (title, parts): (&str, Vec<&str>) = match path {

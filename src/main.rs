@@ -47,6 +47,11 @@ enum Command {
         #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
         origin_listen: SocketAddr,
     },
+    /// Consent receipts (proof of consent).
+    Receipts {
+        #[command(subcommand)]
+        action: ReceiptsCommand,
+    },
     /// Crawl a site through the rewriter and report the services and third-party origins it
     /// uses, a config snippet covering them, and privacy-policy sections.
     Scan {
@@ -59,6 +64,47 @@ enum Command {
         #[arg(long, default_value = "en")]
         lang: String,
     },
+}
+
+#[derive(Subcommand, Debug)]
+enum ReceiptsCommand {
+    /// Walk each site's hash chain and report the first broken link (exit 1 if any).
+    Verify {
+        /// Only this site (host name).
+        #[arg(long)]
+        site: Option<String>,
+    },
+}
+
+fn verify_receipts(cli: &Cli, only: Option<&str>) -> Result<bool> {
+    use consentgate::receipts::{verify, Verified};
+    let config = match &cli.config {
+        Some(path) => Config::load(path)
+            .map_err(|e| anyhow::anyhow!("invalid configuration {}:\n{e}", path.display()))?,
+        None => Config::defaults().map_err(|e| anyhow::anyhow!("{e}"))?,
+    };
+    let open = consentgate::proxy::receipt_opener(&config.receipts.store)
+        .context("receipts are off in this configuration")?;
+    let mut store = open()?;
+    let sites = match only {
+        Some(s) => vec![s.to_string()],
+        None => store.sites()?,
+    };
+    let mut ok = true;
+    for site in sites {
+        match verify(&mut *store, &site)? {
+            Verified::Intact { receipts } => println!("{site}: intact ({receipts} receipts)"),
+            Verified::Broken {
+                receipts_checked,
+                id,
+                reason,
+            } => {
+                ok = false;
+                println!("{site}: BROKEN at receipt {id} (receipt {receipts_checked} of the chain): {reason}");
+            }
+        }
+    }
+    Ok(ok)
 }
 
 fn init_logging() {
@@ -130,7 +176,9 @@ async fn run(cli: Cli) -> Result<()> {
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     tracing::info!(listen = %listener.local_addr()?, %upstream, "consentgate is running");
-    proxy.serve(listener, shutdown_signal()).await?;
+    proxy.start_retention();
+    proxy.clone().serve(listener, shutdown_signal()).await?;
+    proxy.drain_receipts().await;
     Ok(())
 }
 
@@ -148,6 +196,14 @@ async fn demo(listen: SocketAddr, origin_listen: SocketAddr) -> Result<()> {
     config.upstream.url =
         parse_upstream_url(&format!("http://{origin_addr}")).map_err(anyhow::Error::msg)?;
     config.server.listen = listen;
+    // The banner lists what the demo pages use, as a site's config would.
+    config.consent.shown = Some(
+        consentgate::demo::SERVICES
+            .iter()
+            .filter_map(|id| config.catalog.index_of(id))
+            .collect(),
+    );
+    config.csp.mode = consentgate::csp::CspMode::Enforce;
     let (proxy, _) = Proxy::new(config).map_err(anyhow::Error::msg)?;
     let listener = TcpListener::bind(listen)
         .await
@@ -158,7 +214,10 @@ async fn demo(listen: SocketAddr, origin_listen: SocketAddr) -> Result<()> {
     println!("  open this in a browser:    http://{addr}/");
     println!("  consent state:             http://{addr}/__consent/state");
     println!("Press Ctrl-C to stop.");
-    Arc::new(proxy).serve(listener, shutdown_signal()).await?;
+    let proxy = Arc::new(proxy);
+    proxy.start_retention();
+    proxy.clone().serve(listener, shutdown_signal()).await?;
+    proxy.drain_receipts().await;
     let _ = stop_tx.send(true);
     let _ = origin_task.await;
     Ok(())
@@ -212,6 +271,19 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some(Command::CheckConfig { file }) = &cli.command {
         return check_config(file);
+    }
+    if let Some(Command::Receipts {
+        action: ReceiptsCommand::Verify { site },
+    }) = &cli.command
+    {
+        return match verify_receipts(&cli, site.as_deref()) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::from(1),
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(2)
+            }
+        };
     }
     init_logging();
     let rt = match tokio::runtime::Builder::new_multi_thread()

@@ -366,3 +366,30 @@ async fn assets_are_served_with_long_lived_cache_headers() {
     );
     assert_eq!(o.count(), 0);
 }
+
+#[tokio::test]
+async fn the_banner_offers_and_accept_all_grants_only_the_sites_services() {
+    let o = origin(|_| OriginResponse::html(PAGE)).await;
+    let g = gate_with(o.addr, |c| {
+        c.consent.shown = Some(vec![
+            c.catalog.index_of("youtube").unwrap(),
+            c.catalog.index_of("zendesk-chat").unwrap(),
+        ]);
+    })
+    .await;
+    let html = page(g.addr, None, &[]).await.text();
+    assert_eq!(html.matches("type=\"checkbox\"").count(), 2, "{html}");
+    let all = consent(g.addr, "action=accept-all").await;
+    let v: serde_json::Value = serde_json::from_slice(
+        &fetch_with_cookie(g.addr, "/__consent/state", &all)
+            .await
+            .body,
+    )
+    .unwrap();
+    assert_eq!(v["services"]["youtube"], true);
+    assert_eq!(v["services"]["zendesk-chat"], true);
+    assert_eq!(
+        v["services"]["meta-pixel"], false,
+        "never shown, never granted"
+    );
+}

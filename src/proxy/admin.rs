@@ -28,8 +28,22 @@ fn reply(status: StatusCode, ctype: &'static str, body: String) -> Response<Prox
     r
 }
 
+fn receipts_off() -> Response<ProxyBody> {
+    reply(
+        StatusCode::NOT_FOUND,
+        "text/plain",
+        "receipts are off in this configuration\n".into(),
+    )
+}
+
+fn query_param<'a>(q: &'a str, name: &str) -> Option<std::borrow::Cow<'a, str>> {
+    url::form_urlencoded::parse(q.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v)
+}
+
 impl Proxy {
-    fn admin(&self, req: &Request<Incoming>, token: &str) -> Response<ProxyBody> {
+    async fn admin(&self, req: &Request<Incoming>, token: &str) -> Response<ProxyBody> {
         let given = req
             .headers()
             .get(header::AUTHORIZATION)
@@ -46,19 +60,207 @@ impl Proxy {
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             return r;
         }
-        if req.method() != http::Method::GET {
+        let json = |v: serde_json::Value| reply(StatusCode::OK, "application/json", v.to_string());
+        let path = req.uri().path();
+        let query = req.uri().query().unwrap_or("");
+        let method = req.method().clone();
+        if let Some(id) = path.strip_prefix("/receipts/") {
+            return self.admin_receipt(&method, id).await;
+        }
+        if method != http::Method::GET {
             return reply(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "text/plain",
                 "GET only\n".into(),
             );
         }
-        let json = |v: serde_json::Value| reply(StatusCode::OK, "application/json", v.to_string());
-        match req.uri().path() {
+        match path {
             "/healthz" => reply(StatusCode::OK, "text/plain", "ok\n".into()),
             "/csp-reports" => json(self.reports.snapshot()),
             "/discovery" => json(self.discovery.snapshot(&self.policy.catalog, 500)),
+            "/receipts" => self.admin_export(query),
+            "/stats" => self.admin_stats(query).await,
             _ => reply(StatusCode::NOT_FOUND, "text/plain", "not found\n".into()),
+        }
+    }
+
+    fn store(&self) -> Option<crate::receipts::Opener> {
+        self.receipt_store.clone()
+    }
+
+    /// `GET /receipts/<id>` (access, portability), `DELETE /receipts/<id>` (erasure).
+    async fn admin_receipt(&self, method: &http::Method, id: &str) -> Response<ProxyBody> {
+        let Some(open) = self.store() else {
+            return receipts_off();
+        };
+        let id = id.to_string();
+        match *method {
+            http::Method::GET => {
+                let r = tokio::task::spawn_blocking(move || open()?.get(&id)).await;
+                match r {
+                    Ok(Ok(Some(r))) => reply(
+                        StatusCode::OK,
+                        "application/json",
+                        crate::receipts::query::to_json(&r).to_string(),
+                    ),
+                    Ok(Ok(None)) => reply(
+                        StatusCode::NOT_FOUND,
+                        "text/plain",
+                        "no such receipt\n".into(),
+                    ),
+                    _ => reply(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "text/plain",
+                        "receipt store unavailable\n".into(),
+                    ),
+                }
+            }
+            http::Method::DELETE => {
+                let idc = id.clone();
+                let r = tokio::task::spawn_blocking(move || open()?.erase(&idc)).await;
+                match r {
+                    Ok(Ok(true)) => {
+                        tracing::info!(receipt = %id, "receipt erased on request (tombstone kept)");
+                        let mut r = Response::new(ProxyBody::empty());
+                        *r.status_mut() = StatusCode::NO_CONTENT;
+                        r
+                    }
+                    Ok(Ok(false)) => reply(
+                        StatusCode::NOT_FOUND,
+                        "text/plain",
+                        "no such receipt\n".into(),
+                    ),
+                    _ => reply(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "text/plain",
+                        "receipt store unavailable\n".into(),
+                    ),
+                }
+            }
+            _ => reply(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "text/plain",
+                "GET or DELETE\n".into(),
+            ),
+        }
+    }
+
+    /// `GET /receipts?site=&from=&to=&format=csv|json`: evidence for an authority, streamed in
+    /// chain order so any size can be exported in constant memory.
+    fn admin_export(&self, query: &str) -> Response<ProxyBody> {
+        use crate::receipts::query::{csv_row, parse_time, to_json, CSV_HEADER};
+        let Some(open) = self.store() else {
+            return receipts_off();
+        };
+        let site = query_param(query, "site").map(|s| s.into_owned());
+        let mut times = [None, None];
+        for (i, name) in ["from", "to"].iter().enumerate() {
+            if let Some(v) = query_param(query, name) {
+                match parse_time(&v) {
+                    Some(t) => times[i] = Some(t),
+                    None => {
+                        return reply(
+                            StatusCode::BAD_REQUEST,
+                            "text/plain",
+                            format!(
+                                "{name}: use YYYY-MM-DD, YYYY-MM-DDTHH:MM:SSZ or milliseconds\n"
+                            ),
+                        )
+                    }
+                }
+            }
+        }
+        let csv = match query_param(query, "format").as_deref() {
+            None | Some("json") => false,
+            Some("csv") => true,
+            Some(_) => {
+                return reply(
+                    StatusCode::BAD_REQUEST,
+                    "text/plain",
+                    "format: csv or json\n".into(),
+                )
+            }
+        };
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, String>>(8);
+        tokio::task::spawn_blocking(move || {
+            let mut buf = String::from(if csv { CSV_HEADER } else { "[" });
+            let mut first = true;
+            let result = open().and_then(|mut s| {
+                s.list(site.as_deref(), times[0], times[1], &mut |r| {
+                    if csv {
+                        buf.push_str(&csv_row(&r));
+                    } else {
+                        if !first {
+                            buf.push(',');
+                        }
+                        buf.push_str(&to_json(&r).to_string());
+                        buf.push('\n');
+                    }
+                    first = false;
+                    if buf.len() > 64 * 1024 {
+                        let chunk = std::mem::take(&mut buf);
+                        return tx.blocking_send(Ok(chunk.into())).is_ok();
+                    }
+                    true
+                })
+            });
+            match result {
+                Ok(()) => {
+                    if !csv {
+                        buf.push(']');
+                    }
+                    let _ = tx.blocking_send(Ok(buf.into()));
+                }
+                // The client sees a broken response, never a complete-looking partial export.
+                Err(e) => {
+                    tracing::error!(error = %e, "receipt export failed");
+                    let _ = tx.blocking_send(Err(e.to_string()));
+                }
+            }
+        });
+        let mut r = Response::new(ProxyBody::channel(rx));
+        let (ctype, name) = if csv {
+            (
+                "text/csv; charset=utf-8",
+                "attachment; filename=\"consent-receipts.csv\"",
+            )
+        } else {
+            (
+                "application/json",
+                "attachment; filename=\"consent-receipts.json\"",
+            )
+        };
+        r.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
+        r.headers_mut()
+            .insert(header::CONTENT_DISPOSITION, HeaderValue::from_static(name));
+        r.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        r
+    }
+
+    /// `GET /stats?site=&from=&to=`: decisions per day, service and purpose, with consent rates.
+    async fn admin_stats(&self, query: &str) -> Response<ProxyBody> {
+        use crate::receipts::query::parse_time;
+        let Some(open) = self.store() else {
+            return receipts_off();
+        };
+        let site = query_param(query, "site").map(|s| s.into_owned());
+        let from = query_param(query, "from").and_then(|v| parse_time(&v));
+        let to = query_param(query, "to").and_then(|v| parse_time(&v));
+        let catalog = self.policy.catalog.clone();
+        let r = tokio::task::spawn_blocking(move || {
+            let mut s = open()?;
+            crate::receipts::query::stats(&mut *s, &catalog, site.as_deref(), from, to)
+        })
+        .await;
+        match r {
+            Ok(Ok(v)) => reply(StatusCode::OK, "application/json", v.to_string()),
+            _ => reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "text/plain",
+                "receipt store unavailable\n".into(),
+            ),
         }
     }
 
@@ -86,8 +288,8 @@ impl Proxy {
             let (proxy, token) = (self.clone(), token.clone());
             tokio::spawn(async move {
                 let svc = hyper::service::service_fn(move |req| {
-                    let r = proxy.admin(&req, &token);
-                    async move { Ok::<_, Infallible>(r) }
+                    let (proxy, token) = (proxy.clone(), token.clone());
+                    async move { Ok::<_, Infallible>(proxy.admin(&req, &token).await) }
                 });
                 let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                     .serve_connection(TokioIo::new(stream), svc)

@@ -24,6 +24,8 @@ enum Kind {
     Full(Option<Bytes>),
     /// The origin's body, untouched.
     Pass(Incoming),
+    /// Produced elsewhere (a streamed export); an `Err` chunk aborts the response.
+    Channel(tokio::sync::mpsc::Receiver<Result<Bytes, String>>),
     /// The origin's HTML, rewritten.
     Rewrite {
         inner: Incoming,
@@ -52,6 +54,14 @@ impl ProxyBody {
     pub fn empty() -> Self {
         ProxyBody {
             kind: Kind::Full(None),
+            idle: Duration::MAX,
+            deadline: None,
+        }
+    }
+
+    pub fn channel(rx: tokio::sync::mpsc::Receiver<Result<Bytes, String>>) -> Self {
+        ProxyBody {
+            kind: Kind::Channel(rx),
             idle: Duration::MAX,
             deadline: None,
         }
@@ -126,6 +136,14 @@ impl Body for ProxyBody {
             let polled = match &mut this.kind {
                 Kind::Done => return Poll::Ready(None),
                 Kind::Full(b) => return Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
+                Kind::Channel(rx) => {
+                    return match rx.poll_recv(cx) {
+                        Poll::Pending => Poll::Pending,
+                        Poll::Ready(None) => Poll::Ready(None),
+                        Poll::Ready(Some(Ok(b))) => Poll::Ready(Some(Ok(Frame::data(b)))),
+                        Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
+                    }
+                }
                 Kind::Pass(inner) => Pin::new(inner).poll_frame(cx),
                 Kind::Rewrite { inner, .. } => Pin::new(inner).poll_frame(cx),
             };
@@ -201,6 +219,7 @@ impl Body for ProxyBody {
         match &self.kind {
             Kind::Done => true,
             Kind::Full(b) => b.is_none(),
+            Kind::Channel(_) => false,
             Kind::Pass(inner) => inner.is_end_stream(),
             Kind::Rewrite { .. } => false,
         }
@@ -211,7 +230,7 @@ impl Body for ProxyBody {
             Kind::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
             Kind::Full(None) | Kind::Done => SizeHint::with_exact(0),
             Kind::Pass(inner) => inner.size_hint(),
-            Kind::Rewrite { .. } => SizeHint::default(),
+            Kind::Rewrite { .. } | Kind::Channel(_) => SizeHint::default(),
         }
     }
 }

@@ -19,6 +19,45 @@ const MAX_FORM_BYTES: usize = 16 * 1024;
 /// A CSP report is a few hundred bytes; a batch of them a few KiB.
 const MAX_REPORT_BYTES: usize = 32 * 1024;
 
+/// What a receipt keeps about the request (nothing more).
+struct RequestMeta {
+    user_agent: String,
+    lang: String,
+    gpc: bool,
+    peer: std::net::SocketAddr,
+}
+
+/// The `action` field of a consent form.
+fn action_of(body: &Bytes) -> String {
+    url::form_urlencoded::parse(body)
+        .find(|(k, _)| k == "action")
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
+}
+
+/// The site a receipt belongs to: the host name, lower case, without port.
+pub(super) fn site_name(host: &str) -> String {
+    url::Url::parse(&format!("http://{host}"))
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
+        .unwrap_or_else(|| host.to_ascii_lowercase())
+}
+
+fn unavailable() -> Response<ProxyBody> {
+    let mut r = Response::new(ProxyBody::full(
+        "<!doctype html><meta charset=\"utf-8\"><title>Please try again</title><h1>Your choice could not be saved</h1><p>We could not record your privacy choice just now, so nothing was changed: no service was enabled. Please go back and try again in a moment.</p>\n",
+    ));
+    *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    r
+}
+
 fn json(v: &serde_json::Value) -> Response<ProxyBody> {
     let mut r = Response::new(ProxyBody::full(v.to_string()));
     let h = r.headers_mut();
@@ -140,7 +179,19 @@ impl Proxy {
             return plain(StatusCode::NOT_FOUND, "not found");
         }
         match (req.method(), sub) {
-            (&Method::POST, "") => self.record(req, secure, host, &visitor.decision).await,
+            (&Method::POST, "") => {
+                self.record(
+                    req,
+                    secure,
+                    host,
+                    &visitor.decision,
+                    &visitor.lang,
+                    visitor.gpc,
+                    peer,
+                )
+                .await
+            }
+            (&Method::GET, "/receipt") => self.own_receipts(&visitor.decision).await,
             (&Method::GET | &Method::HEAD, "/state") => {
                 json(&self.state_value(&visitor.decision, None))
             }
@@ -206,6 +257,34 @@ impl Proxy {
         }
     }
 
+    /// The visitor's own receipts (Art. 15 access, Art. 20 portability), found through the
+    /// receipt id in their signed cookie, as a JSON download.
+    async fn own_receipts(&self, d: &Decision) -> Response<ProxyBody> {
+        let list = match (self.receipt_store.clone(), d.receipt.clone()) {
+            (Some(open), Some(id)) => {
+                let r = tokio::task::spawn_blocking(move || {
+                    let mut s = open()?;
+                    crate::receipts::query::history(&mut *s, &id, 100)
+                })
+                .await;
+                match r {
+                    Ok(Ok(list)) => list,
+                    _ => return unavailable(),
+                }
+            }
+            _ => Vec::new(),
+        };
+        let body = serde_json::json!({
+            "receipts": list.iter().map(crate::receipts::query::to_json).collect::<Vec<_>>(),
+        });
+        let mut r = json(&body);
+        r.headers_mut().insert(
+            header::CONTENT_DISPOSITION,
+            HeaderValue::from_static("attachment; filename=\"consent-receipts.json\""),
+        );
+        r
+    }
+
     /// `{"decided": bool, "services": {"<id>": bool}}`, plus `"revoked": [...]` after a POST.
     fn state_value(&self, d: &Decision, revoked: Option<&ServiceSet>) -> serde_json::Value {
         let catalog = &self.policy.catalog;
@@ -226,12 +305,16 @@ impl Proxy {
         v
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn record(
         &self,
         req: Request<Incoming>,
         secure: bool,
         host: &str,
         previous: &Decision,
+        visitor_lang: &str,
+        gpc: bool,
+        peer: std::net::SocketAddr,
     ) -> Response<ProxyBody> {
         if let Err(why) = same_origin(req.headers(), host) {
             tracing::warn!(host, why, "consent POST refused");
@@ -241,6 +324,17 @@ impl Proxy {
             );
         }
         let redirect = back_to(req.headers(), host);
+        let meta = RequestMeta {
+            user_agent: req
+                .headers()
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string(),
+            lang: visitor_lang.to_string(),
+            gpc,
+            peer,
+        };
         let wants_json = req
             .headers()
             .get(header::ACCEPT)
@@ -270,6 +364,25 @@ impl Proxy {
             for i in previous.granted.iter() {
                 if !decision.granted.contains(i) {
                     revoked.insert(i);
+                }
+            }
+        }
+        let mut decision = decision;
+        if let Some(log) = &self.receipts {
+            let receipt = self.receipt_for(
+                &decision,
+                previous,
+                &revoked,
+                &action_of(&body),
+                host,
+                &meta,
+            );
+            match log.record(receipt).await {
+                Ok(r) => decision.receipt = Some(r.id),
+                Err(e) => {
+                    // No consent without proof: nothing is set, the visitor can retry.
+                    tracing::error!(host, error = %e, "consent not recorded: receipt store refused");
+                    return unavailable();
                 }
             }
         }
@@ -358,6 +471,57 @@ impl Proxy {
         out
     }
 
+    /// The receipt of a decision about to be set.
+    fn receipt_for(
+        &self,
+        d: &Decision,
+        previous: &Decision,
+        revoked: &ServiceSet,
+        action: &str,
+        host: &str,
+        meta: &RequestMeta,
+    ) -> crate::receipts::Receipt {
+        use crate::receipts::{self, Method as M};
+        let catalog = &self.policy.catalog;
+        let (mut granted, mut refused) = (Vec::new(), Vec::new());
+        for (i, s) in catalog.services().iter().enumerate() {
+            if s.purpose == Purpose::Necessary {
+                continue;
+            }
+            if d.granted.contains(i) {
+                granted.push(s.id.clone());
+            } else {
+                refused.push(s.id.clone());
+            }
+        }
+        let method = if !revoked.is_empty() {
+            M::Revoke
+        } else {
+            M::parse(action).unwrap_or(M::Save)
+        };
+        receipts::Receipt {
+            id: receipts::new_id(),
+            ts_ms: receipts::now_ms(),
+            site: site_name(host),
+            policy_version: self.signer.version().to_string(),
+            lang: meta.lang.clone(),
+            granted,
+            refused,
+            method,
+            gpc: meta.gpc,
+            user_agent: receipts::ua_family(&meta.user_agent).to_string(),
+            ip: self
+                .config
+                .receipts
+                .truncated_ip
+                .then(|| receipts::truncate_ip(meta.peer.ip())),
+            previous_receipt: previous.receipt.clone(),
+            prev_hash: String::new(),
+            hash: String::new(),
+            erased: false,
+        }
+    }
+
     fn decision_from_form(
         &self,
         body: &Bytes,
@@ -383,8 +547,10 @@ impl Proxy {
         };
         match action.as_deref() {
             Some("accept-all") => {
+                // Only what the banner showed: consent must be informed.
                 for (i, s) in catalog.services().iter().enumerate() {
-                    if s.purpose != Purpose::Necessary {
+                    let shown = self.banner.shown.as_ref().is_none_or(|set| set.contains(i));
+                    if s.purpose != Purpose::Necessary && shown {
                         d.granted.insert(i);
                     }
                 }

@@ -51,6 +51,10 @@ pub struct Proxy {
     pub reports: Arc<crate::reports::CspReports>,
     /// Third-party origins the pages referenced, for the admin listener.
     pub discovery: Arc<crate::discovery::Discovery>,
+    /// The receipt write path; `None` when receipts are off.
+    pub receipts: Option<Arc<crate::receipts::ReceiptLog>>,
+    /// Opens a receipt store connection for reads (self-service, admin).
+    pub receipt_store: Option<crate::receipts::Opener>,
     languages: Arc<Languages>,
     banner: Arc<BannerOptions>,
     signer: CookieSigner,
@@ -106,6 +110,8 @@ impl Proxy {
         let mut h = Sha256::new();
         h.update(serde_json::to_vec(config.catalog.services()).unwrap_or_default());
         h.update(config.languages.fingerprint_bytes());
+        // What the banner offers is part of what visitors agree to.
+        h.update(format!("{:?}", config.consent.shown).as_bytes());
         let digest = h.finalize();
         let mut policy_hash = [0u8; 8];
         policy_hash.copy_from_slice(&digest[..8]);
@@ -116,16 +122,30 @@ impl Proxy {
             privacy_policy_url: config.consent.privacy_policy_url.clone(),
             settings_corner: config.consent.settings_corner,
             asset_version: format!("?v={}", assets::version()),
+            shown: config.consent.shown.as_ref().map(|ids| {
+                let mut set = ServiceSet::new();
+                for &i in ids {
+                    set.insert(i);
+                }
+                set
+            }),
+            reload_on_grant: config.csp.mode == crate::csp::CspMode::Enforce,
         });
         let languages = Arc::new(config.languages.clone());
 
         let client = http_client(&config.upstream)?;
+        let receipt_store = receipt_opener(&config.receipts.store);
+        let receipts = receipt_store
+            .clone()
+            .map(|o| Arc::new(crate::receipts::ReceiptLog::start(o, config.receipts.queue)));
         Ok((
             Proxy {
                 config,
                 policy,
                 reports: Arc::default(),
                 discovery: Arc::default(),
+                receipts,
+                receipt_store,
                 languages,
                 banner,
                 signer,
@@ -168,6 +188,48 @@ impl Proxy {
                     tracing::debug!(%peer, error = %e, "connection ended with an error");
                 }
             });
+        }
+    }
+
+    /// Deletes receipts older than the retention period; the purge is logged.
+    pub async fn purge_expired(&self) -> Result<u64, String> {
+        let Some(open) = self.receipt_store.clone() else {
+            return Ok(0);
+        };
+        let retention = self.config.receipts.retention;
+        let before = crate::receipts::now_ms() - retention.as_millis() as i64;
+        let n = tokio::task::spawn_blocking(move || open()?.purge(before))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        tracing::info!(
+            purged = n,
+            older_than = %crate::receipts::query::utc(before),
+            "receipt retention purge"
+        );
+        Ok(n)
+    }
+
+    /// Purges expired receipts now and every six hours, in the background.
+    pub fn start_retention(self: &Arc<Self>) {
+        if self.receipt_store.is_none() {
+            return;
+        }
+        let proxy = self.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = proxy.purge_expired().await {
+                    tracing::error!(error = %e, "receipt retention purge failed");
+                }
+                tokio::time::sleep(std::time::Duration::from_secs(6 * 3600)).await;
+            }
+        });
+    }
+
+    /// Stops taking receipts and waits until every queued one is committed.
+    pub async fn drain_receipts(&self) {
+        if let Some(log) = self.receipts.clone() {
+            let _ = tokio::task::spawn_blocking(move || log.shutdown()).await;
         }
     }
 
@@ -576,6 +638,28 @@ impl Proxy {
                 Box::new(move |stats: &RewriteStats| discovery.record(&stats.origins))
             }),
         )
+    }
+}
+
+/// Opens the configured receipt store (each caller gets its own connection).
+pub fn receipt_opener(store: &crate::config::ReceiptStore) -> Option<crate::receipts::Opener> {
+    use crate::config::ReceiptStore;
+    use crate::receipts::{Opener, SqliteStore, Store};
+    match store {
+        ReceiptStore::Off => None,
+        ReceiptStore::Sqlite(path) => {
+            let path = path.clone();
+            let o: Opener =
+                Arc::new(move || Ok(Box::new(SqliteStore::open(&path)?) as Box<dyn Store>));
+            Some(o)
+        }
+        ReceiptStore::Postgres(url) => {
+            let url = url.clone();
+            let o: Opener = Arc::new(move || {
+                Ok(Box::new(crate::receipts::PgStore::connect(&url)?) as Box<dyn Store>)
+            });
+            Some(o)
+        }
     }
 }
 

@@ -8,9 +8,12 @@
 //! visitor's previous receipt (so a visitor's history can be handed over).
 
 mod log;
+mod postgres;
+pub mod query;
 mod sqlite;
 
 pub use log::{Opener, ReceiptLog, RecordError};
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

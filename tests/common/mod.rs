@@ -156,6 +156,16 @@ impl http_body::Body for ChannelBody {
     }
 }
 
+/// A fresh receipt database path under the temp dir.
+pub fn temp_db() -> std::path::PathBuf {
+    std::env::temp_dir()
+        .join(format!(
+            "consentgate-test-{}",
+            consentgate::receipts::new_id()
+        ))
+        .join("receipts.db")
+}
+
 /// The proxy in front of an origin, with a fixed signing key.
 pub struct Gate {
     pub addr: SocketAddr,
@@ -167,6 +177,7 @@ pub async fn gate_with(origin: SocketAddr, tweak: impl FnOnce(&mut Config)) -> G
     config.upstream.url = parse_upstream_url(&format!("http://{origin}")).unwrap();
     config.consent.key = Some(KEY.into());
     config.upstream.read_timeout = Duration::from_secs(5);
+    config.receipts.store = consentgate::config::ReceiptStore::Sqlite(temp_db());
     tweak(&mut config);
     let (proxy, _) = Proxy::new(config).unwrap();
     let proxy = Arc::new(proxy);
