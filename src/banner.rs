@@ -30,6 +30,18 @@ pub fn esc(s: &str) -> String {
     out
 }
 
+/// "Provider, address (country)": the country in the visitor's language, unless the address
+/// already ends with that name.
+pub fn provider_line(s: &Service, t: &Languages, lang: &str) -> String {
+    let country = t.country(lang, &s.processor.country);
+    let address = s.processor.address.trim();
+    if address.to_lowercase().ends_with(&country.to_lowercase()) {
+        format!("{}, {address}", s.processor.name)
+    } else {
+        format!("{}, {address} ({country})", s.processor.name)
+    }
+}
+
 /// Where the settings control sits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Corner {
@@ -84,11 +96,9 @@ fn service_facts(out: &mut String, s: &Service, t: &Languages, lang: &str) {
     }
     let _ = write!(
         out,
-        "<dt>{}</dt><dd>{}, {}, {}</dd>",
+        "<dt>{}</dt><dd>{}</dd>",
         esc(t.get(lang, "label_processor")),
-        esc(&s.processor.name),
-        esc(&s.processor.address),
-        esc(t.country(lang, &s.processor.country))
+        esc(&provider_line(s, t, lang))
     );
     let _ = write!(
         out,

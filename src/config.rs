@@ -71,8 +71,15 @@ struct RawRewrite {
 
 const SECTIONS: &[&str] = &[
     "server", "upstream", "consent", "rewrite", "services", "texts", "beacons", "csp", "admin",
-    "receipts",
+    "receipts", "privacy",
 ];
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPrivacy {
+    controller: Option<String>,
+    dpo: Option<String>,
+}
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -191,12 +198,19 @@ pub struct Config {
     /// `None`: no admin listener.
     pub admin: Option<AdminConfig>,
     pub receipts: ReceiptsConfig,
+    /// Controller and DPO for the privacy statement.
+    pub privacy: crate::privacy::PrivacyConfig,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_UPSTREAM: &str = "http://127.0.0.1:9000";
 
 impl Config {
+    /// Whole years of receipt retention, for the privacy texts.
+    pub fn retention_years(&self) -> u64 {
+        (self.receipts.retention.as_secs() / (365 * 86_400)).max(1)
+    }
+
     /// The configuration used when no file is given.
     pub fn defaults() -> Result<Config, ConfigErrors> {
         Config::parse("")
@@ -523,6 +537,12 @@ impl Config {
             queue: raw_receipts.queue.unwrap_or(1024).max(1),
         };
 
+        let raw_privacy: RawPrivacy = section(&table, "privacy", &mut errors);
+        let privacy = crate::privacy::PrivacyConfig {
+            controller: raw_privacy.controller.filter(|s| !s.trim().is_empty()),
+            dpo: raw_privacy.dpo.filter(|s| !s.trim().is_empty()),
+        };
+
         let defaults = RewriteLimits::default();
         let limits = RewriteLimits {
             inline_script_max_bytes: rewrite
@@ -700,6 +720,7 @@ impl Config {
             csp,
             admin,
             receipts,
+            privacy,
         })
     }
 

@@ -52,6 +52,21 @@ enum Command {
         #[command(subcommand)]
         action: ReceiptsCommand,
     },
+    /// Print the privacy-statement sections for the configured services (GDPR Art. 13).
+    Policy {
+        /// Language (en, de, fr, nl, es, it, ru, or one added in the config).
+        #[arg(long, default_value = "en")]
+        lang: String,
+        /// md or html.
+        #[arg(long, default_value = "md")]
+        format: String,
+    },
+    /// Print the Art. 30 record of processing activities for the configured services.
+    Records {
+        /// csv or json.
+        #[arg(long, default_value = "csv")]
+        format: String,
+    },
     /// Crawl a site through the rewriter and report the services and third-party origins it
     /// uses, a config snippet covering them, and privacy-policy sections.
     Scan {
@@ -105,6 +120,52 @@ fn verify_receipts(cli: &Cli, only: Option<&str>) -> Result<bool> {
         }
     }
     Ok(ok)
+}
+
+fn load_config(cli: &Cli) -> Result<Config> {
+    match &cli.config {
+        Some(path) => Config::load(path)
+            .map_err(|e| anyhow::anyhow!("invalid configuration {}:\n{e}", path.display())),
+        None => Config::defaults().map_err(|e| anyhow::anyhow!("{e}")),
+    }
+}
+
+fn privacy_texts(cli: &Cli) -> Result<String> {
+    use consentgate::privacy::{records, records_csv, site_services, statement, Format};
+    let config = load_config(cli)?;
+    let services = site_services(&config.catalog, config.consent.shown.as_deref());
+    let years = config.retention_years();
+    Ok(match &cli.command {
+        Some(Command::Policy { lang, format }) => {
+            anyhow::ensure!(
+                config.languages.codes().any(|c| c == lang),
+                "no texts for language `{lang}`; available: {}",
+                config.languages.codes().collect::<Vec<_>>().join(", ")
+            );
+            let f = match format.as_str() {
+                "md" => Format::Markdown,
+                "html" => Format::Html,
+                other => anyhow::bail!("--format {other}: use md or html"),
+            };
+            statement(
+                &services,
+                &config.languages,
+                lang,
+                &config.privacy,
+                years,
+                f,
+            )
+        }
+        Some(Command::Records { format }) => {
+            let rows = records(&services, years);
+            match format.as_str() {
+                "csv" => records_csv(&rows),
+                "json" => format!("{}\n", serde_json::to_string_pretty(&rows)?),
+                other => anyhow::bail!("--format {other}: use csv or json"),
+            }
+        }
+        _ => String::new(),
+    })
 }
 
 fn init_logging() {
@@ -271,6 +332,21 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some(Command::CheckConfig { file }) = &cli.command {
         return check_config(file);
+    }
+    if matches!(
+        cli.command,
+        Some(Command::Policy { .. } | Command::Records { .. })
+    ) {
+        return match privacy_texts(&cli) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(1)
+            }
+        };
     }
     if let Some(Command::Receipts {
         action: ReceiptsCommand::Verify { site },

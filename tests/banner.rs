@@ -393,3 +393,22 @@ async fn the_banner_offers_and_accept_all_grants_only_the_sites_services() {
         "never shown, never granted"
     );
 }
+
+#[tokio::test]
+async fn the_privacy_statement_is_served_in_the_visitors_language() {
+    let (o, g) = site().await;
+    let got = send(
+        g.addr,
+        get(g.addr, "/__consent/policy")
+            .header("accept-language", "fr")
+            .body(Full::default())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(got.status, 200);
+    assert_eq!(got.header("content-type"), Some("text/html; charset=utf-8"));
+    let html = got.text();
+    assert!(html.contains("<html lang=\"fr\">"));
+    assert!(html.contains("<h2>Zendesk Chat</h2>"));
+    assert_eq!(o.count(), 0);
+}

@@ -299,3 +299,69 @@ fn scan_of_an_unreachable_site_fails_clearly() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no HTML page could be fetched"));
 }
+
+fn i18n(lang: &str, key: &str) -> String {
+    let path = format!("{}/config/i18n/{lang}.toml", env!("CARGO_MANIFEST_DIR"));
+    let table: toml::Table = toml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    table[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("{lang}.{key}"))
+        .to_string()
+}
+
+#[test]
+fn policy_in_two_languages_and_formats() {
+    let cfg = write_file(
+        "policy.toml",
+        "[consent]\nservices = [\"meta-pixel\", \"zendesk-chat\"]\n[privacy]\ncontroller = \"Shop GmbH, Hauptstr. 1, 10115 Berlin\"\ndpo = \"dpo@shop.example\"\n[receipts]\nstore = \"off\"\n",
+    );
+    let run = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .arg("--config")
+            .arg(&cfg)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let en = run(&["policy"]);
+    assert!(
+        en.starts_with(&format!("# {}", i18n("en", "policy_title"))),
+        "{en}"
+    );
+    assert!(en.contains("## Meta Pixel") && en.contains("## Zendesk Chat"));
+    assert!(!en.contains("## YouTube"), "only the site's services");
+    assert!(en.contains("Shop GmbH") && en.contains("dpo@shop.example"));
+    assert!(en.contains("C(2023) 4745"));
+    let de = run(&["policy", "--lang", "de", "--format", "html"]);
+    assert!(
+        de.starts_with("<!doctype html>\n<html lang=\"de\">"),
+        "{de}"
+    );
+    assert!(de.contains(&i18n("de", "policy_title")), "{de}");
+    assert!(de.contains(&i18n("de", "legal_basis_consent")), "{de}");
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(&cfg)
+        .args(["policy", "--lang", "tlh"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    // Art. 30 records.
+    let csv = run(&["records"]);
+    assert_eq!(csv.lines().count(), 3, "{csv}");
+    assert!(csv
+        .lines()
+        .nth(1)
+        .unwrap()
+        .starts_with("meta-pixel,Meta Pixel,marketing,"));
+    let json: serde_json::Value =
+        serde_json::from_str(&run(&["records", "--format", "json"])).unwrap();
+    assert_eq!(json[1]["recipient"], "Zendesk, Inc.");
+    assert_eq!(json[1]["third_country_transfer"], true);
+}

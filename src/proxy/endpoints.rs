@@ -192,6 +192,7 @@ impl Proxy {
                 .await
             }
             (&Method::GET, "/receipt") => self.own_receipts(&visitor.decision).await,
+            (&Method::GET, "/policy") => self.policy_page(&visitor.lang),
             (&Method::GET | &Method::HEAD, "/state") => {
                 json(&self.state_value(&visitor.decision, None))
             }
@@ -255,6 +256,29 @@ impl Proxy {
                 plain(StatusCode::BAD_REQUEST, "not a CSP report")
             }
         }
+    }
+
+    /// The privacy-statement sections for the site's services, in the visitor's language.
+    fn policy_page(&self, lang: &str) -> Response<ProxyBody> {
+        use crate::privacy::{site_services, statement, Format};
+        let c = &self.config;
+        let services = site_services(&self.policy.catalog, c.consent.shown.as_deref());
+        let html = statement(
+            &services,
+            &c.languages,
+            lang,
+            &c.privacy,
+            c.retention_years(),
+            Format::Html,
+        );
+        let mut r = Response::new(ProxyBody::full(html));
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        );
+        r.headers_mut()
+            .insert(header::VARY, HeaderValue::from_static("Accept-Language"));
+        r
     }
 
     /// The visitor's own receipts (Art. 15 access, Art. 20 portability), found through the
