@@ -148,12 +148,8 @@
   }
 
   function decided(result, opener) {
-    var reload = result.revoked && result.revoked.length;
-    if (!reload && reloadOnGrant) {
-      reload = Array.prototype.some.call(document.querySelectorAll('[' + DATA + 'service]'), function (el) {
-        return !ours(el) && allowed(el, result.services);
-      });
-    }
+    var reload = (result.revoked && result.revoked.length) ||
+      (reloadOnGrant && result.added && result.added.length);
     if (reload) {
       /* Revocation: what already ran cannot be unloaded, a fresh page is clean. A grant under an
        * enforced CSP: the new page's policy allows the service. A facade's opener survives it. */

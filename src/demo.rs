@@ -30,7 +30,7 @@ const CONTROLS: &str = r#"
   <a href="/__consent/state">consent state (JSON)</a>
 </section>"#;
 
-const NAV: &str = r#"<nav><a href="/">all</a> · <a href="/zendesk">Zendesk</a> · <a href="/zopim">Zopim</a> · <a href="/freshchat">Freshchat</a> · <a href="/analytics">GA4 + Meta pixel</a> · <a href="/youtube">YouTube</a></nav>"#;
+const NAV: &str = r#"<nav><a href="/">all</a> · <a href="/zendesk">Zendesk</a> · <a href="/zopim">Zopim</a> · <a href="/freshchat">Freshchat</a> · <a href="/analytics">GA4 + Meta pixel</a> · <a href="/youtube">YouTube</a> · <a href="/injected">injected at runtime</a></nav>"#;
 
 pub const ZENDESK: &str = r#"<!-- Start of Zendesk Widget script -->
 <script id="ze-snippet" src="https://static.zdassets.com/ekr/snippet.js?key=00000000-demo-0000-0000-000000000000"></script>
@@ -88,6 +88,19 @@ src="https://www.facebook.com/tr?id=000000000000000&ev=PageView&noscript=1"
 
 pub const YOUTUBE: &str = r#"<iframe width="560" height="315" src="https://www.youtube-nocookie.com/embed/dQw4w9WgXcQ" title="YouTube video player" frameborder="0" allow="accelerometer; autoplay; clipboard-write; encrypted-media; gyroscope; picture-in-picture" allowfullscreen></iframe>"#;
 
+/// A first-party bundle that loads trackers at runtime: nothing in the HTML names them, so only
+/// the CSP backstop can stop it (`/injected`).
+pub const INJECTING_BUNDLE: &str = r#"// app.js: the site's own code, which loads the Meta pixel and pings analytics at runtime.
+(function () {
+  var s = document.createElement('script');
+  s.async = true;
+  s.src = 'https://connect.facebook.net/en_US/fbevents.js';
+  document.head.appendChild(s);
+  new Image().src = 'https://www.facebook.com/tr?id=000000000000000&ev=PageView';
+  if (navigator.sendBeacon) { navigator.sendBeacon('https://www.google-analytics.com/g/collect?v=2&tid=G-DEMO000000'); }
+})();
+"#;
+
 /// The catalog services the demo pages embed.
 pub const SERVICES: &[&str] = &[
     "zendesk-chat",
@@ -106,6 +119,10 @@ pub fn page(path: &str) -> Option<String> {
         "/freshchat" => ("Freshchat", vec![FRESHCHAT]),
         "/analytics" => ("GA4 and Meta pixel", vec![ANALYTICS]),
         "/youtube" => ("YouTube embed", vec![YOUTUBE]),
+        "/injected" => (
+            "Trackers injected at runtime",
+            vec!["<p>This page's own bundle (<code>/app.js</code>) adds the Meta pixel and a Google Analytics beacon at runtime. Rewriting cannot see them; the Content-Security-Policy stops them until you consent.</p><script src=\"/app.js\"></script>"],
+        ),
         _ => return None,
     };
     let mut html = format!(
@@ -129,6 +146,14 @@ pub fn page(path: &str) -> Option<String> {
 }
 
 async fn serve_page(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    if req.uri().path() == "/app.js" {
+        let mut r = Response::new(Full::new(Bytes::from_static(INJECTING_BUNDLE.as_bytes())));
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/javascript; charset=utf-8"),
+        );
+        return Ok(r);
+    }
     let mut r = match page(req.uri().path()) {
         Some(html) => Response::new(Full::new(Bytes::from(html))),
         None => {

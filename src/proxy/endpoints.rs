@@ -309,8 +309,13 @@ impl Proxy {
         r
     }
 
-    /// `{"decided": bool, "services": {"<id>": bool}}`, plus `"revoked": [...]` after a POST.
-    fn state_value(&self, d: &Decision, revoked: Option<&ServiceSet>) -> serde_json::Value {
+    /// `{"decided": bool, "services": {"<id>": bool}}`, plus `"revoked"` and `"added"` (services
+    /// withdrawn and newly granted by this decision) after a POST.
+    fn state_value(
+        &self,
+        d: &Decision,
+        changes: Option<(&ServiceSet, &ServiceSet)>,
+    ) -> serde_json::Value {
         let catalog = &self.policy.catalog;
         let services: serde_json::Map<String, serde_json::Value> = catalog
             .services()
@@ -319,12 +324,14 @@ impl Proxy {
             .map(|(i, s)| (s.id.clone(), serde_json::Value::Bool(d.allows(catalog, i))))
             .collect();
         let mut v = serde_json::json!({ "decided": d.decided, "services": services });
-        if let Some(r) = revoked {
-            let ids: Vec<&str> = r
-                .iter()
-                .filter_map(|i| catalog.get(i).map(|s| s.id.as_str()))
-                .collect();
-            v["revoked"] = serde_json::json!(ids);
+        if let Some((revoked, added)) = changes {
+            let ids = |set: &ServiceSet| -> Vec<String> {
+                set.iter()
+                    .filter_map(|i| catalog.get(i).map(|s| s.id.clone()))
+                    .collect()
+            };
+            v["revoked"] = serde_json::json!(ids(revoked));
+            v["added"] = serde_json::json!(ids(added));
         }
         v
     }
@@ -391,6 +398,12 @@ impl Proxy {
                 }
             }
         }
+        let mut added = ServiceSet::new();
+        for i in decision.granted.iter() {
+            if !previous.granted.contains(i) {
+                added.insert(i);
+            }
+        }
         let mut decision = decision;
         if let Some(log) = &self.receipts {
             let receipt = self.receipt_for(
@@ -427,7 +440,7 @@ impl Proxy {
             "consent decision recorded"
         );
         let mut r = if wants_json {
-            json(&self.state_value(&decision, Some(&revoked)))
+            json(&self.state_value(&decision, Some((&revoked, &added))))
         } else {
             let mut r = Response::new(ProxyBody::empty());
             *r.status_mut() = StatusCode::SEE_OTHER;

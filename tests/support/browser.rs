@@ -304,6 +304,11 @@ pub struct Site {
 
 impl Site {
     pub fn start() -> Site {
+        Site::start_with(|_| {})
+    }
+
+    /// The demo site behind a proxy whose config `tweak` adjusts.
+    pub fn start_with(tweak: impl FnOnce(&mut Config) + Send + 'static) -> Site {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -322,6 +327,15 @@ impl Site {
             let mut config = Config::defaults().expect("default config");
             config.upstream.url = parse_upstream_url(&format!("http://{origin}")).unwrap();
             config.consent.key = Some("k".repeat(32));
+            config.receipts.store = consentgate::config::ReceiptStore::Sqlite(
+                std::env::temp_dir()
+                    .join(format!(
+                        "consentgate-browser-{}",
+                        consentgate::receipts::new_id()
+                    ))
+                    .join("receipts.db"),
+            );
+            tweak(&mut config);
             let (p, _key_source) = Proxy::new(config).expect("proxy");
             let p = Arc::new(p);
             let pl = tokio::net::TcpListener::bind("127.0.0.1:0")
