@@ -220,9 +220,17 @@ pub fn render(
         t("save"),
         t("accept_all")
     );
+    let receipts = if decision.decided && decision.receipt.is_some() {
+        format!(
+            " · <a class=\"cg-link\" href=\"{prefix}/receipt\" download data-consentgate=\"receipts\">{}</a>",
+            t("my_receipts")
+        )
+    } else {
+        String::new()
+    };
     let _ = write!(
         h,
-        "<p class=\"cg-foot\"><a class=\"cg-link\" href=\"{}\">{}</a></p></form></div>",
+        "<p class=\"cg-foot\"><a class=\"cg-link\" href=\"{}\">{}</a>{receipts}</p></form></div>",
         esc(&opts.privacy_policy_url),
         t("privacy_policy")
     );

@@ -442,7 +442,14 @@ impl Config {
                 .then(|| format!("{prefix}/csp-report")),
         };
         let raw_admin: RawAdmin = section(&table, "admin", &mut errors);
-        let admin = match raw_admin.listen {
+        // Default 127.0.0.1:9901 when a token exists; never open without one.
+        let env_token = std::env::var("CONSENTGATE_ADMIN_TOKEN")
+            .ok()
+            .filter(|t| !t.is_empty());
+        let admin_listen = raw_admin.listen.clone().or_else(|| {
+            (raw_admin.token.is_some() || env_token.is_some()).then(|| "127.0.0.1:9901".to_string())
+        });
+        let admin = match admin_listen {
             None => None,
             Some(l) => {
                 let listen = l.parse::<SocketAddr>().map_err(|e| {
@@ -451,10 +458,7 @@ impl Config {
                         format!("`{l}` is not an address:port ({e})"),
                     ));
                 });
-                let token = raw_admin
-                    .token
-                    .or_else(|| std::env::var("CONSENTGATE_ADMIN_TOKEN").ok())
-                    .filter(|t| !t.is_empty());
+                let token = raw_admin.token.or(env_token).filter(|t| !t.is_empty());
                 match (&token, listen) {
                     (Some(t), _) if t.len() < 16 => {
                         errors.push(ConfigError::new(
@@ -945,9 +949,15 @@ endpoint_prefix = "nope"
 
     #[test]
     fn csp_and_admin_config() {
-        let c = Config::parse("[csp]\nmode = \"enforce\"\nallow = [\"https://cdn.example.org\"]\n[admin]\nlisten = \"127.0.0.1:9901\"\ntoken = \"0123456789abcdef0123\"\n").unwrap();
+        let c = Config::parse("[csp]\nmode = \"enforce\"\nallow = [\"https://cdn.example.org\"]\n[admin]\nlisten = \"127.0.0.1:9902\"\ntoken = \"0123456789abcdef0123\"\n").unwrap();
         assert_eq!(c.csp.mode, crate::csp::CspMode::Enforce);
-        assert_eq!(c.admin.unwrap().listen.port(), 9901);
+        assert_eq!(c.admin.unwrap().listen.port(), 9902);
+        let c = Config::parse("[admin]\ntoken = \"0123456789abcdef0123\"\n").unwrap();
+        assert_eq!(
+            c.admin.unwrap().listen.to_string(),
+            "127.0.0.1:9901",
+            "the default address"
+        );
         let errs = Config::parse("[csp]\nmode = \"strict\"\nallow = [\"x; script-src *\"]\n[csp.directives]\nworker-src = []\n[admin]\nlisten = \"127.0.0.1:9901\"\n").unwrap_err().0;
         let paths: Vec<_> = errs.iter().map(|e| e.path.as_str()).collect();
         for p in [

@@ -57,6 +57,10 @@ async fn first_visit_gets_the_banner_before_body_end() {
     assert!(!html.contains(" checked"), "nothing pre-checked");
     assert!(!html.contains("data-consentgate-action=\"settings\""));
     assert!(html.contains("data-consentgate-open=\"true\""));
+    assert!(
+        !html.contains("data-consentgate=\"receipts\""),
+        "no receipts before a decision"
+    );
     // The chat widget on the page is replaced by a facade.
     assert!(html.contains("data-consentgate-placeholder=\"zendesk-chat\""));
     assert!(html.contains("sends data to Zendesk, Inc., United States."));
@@ -91,6 +95,11 @@ async fn after_a_decision_the_settings_control_reopens_the_banner() {
     assert!(html.contains("data-consentgate-action=\"settings\""));
     assert!(html.contains("href=\"#consentgate-banner\""));
     assert!(html.contains("data-consentgate-open=\"false\""));
+    // The settings view links to the visitor's own receipts.
+    assert!(
+        html.contains("href=\"/__consent/receipt\" download data-consentgate=\"receipts\""),
+        "{html}"
+    );
     // The banner shows the visitor's own choice.
     assert!(html.contains("value=\"youtube\" data-consentgate-service=\"youtube\" checked"));
     assert_eq!(html.matches(" checked").count(), 1);
