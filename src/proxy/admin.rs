@@ -28,6 +28,22 @@ fn reply(status: StatusCode, ctype: &'static str, body: String) -> Response<Prox
     r
 }
 
+fn no_such_receipt() -> Response<ProxyBody> {
+    reply(
+        StatusCode::NOT_FOUND,
+        "text/plain",
+        "no such receipt\n".into(),
+    )
+}
+
+fn store_unavailable() -> Response<ProxyBody> {
+    reply(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "text/plain",
+        "receipt store unavailable\n".into(),
+    )
+}
+
 fn receipts_off() -> Response<ProxyBody> {
     reply(
         StatusCode::NOT_FOUND,
@@ -103,16 +119,8 @@ impl Proxy {
                         "application/json",
                         crate::receipts::query::to_json(&r).to_string(),
                     ),
-                    Ok(Ok(None)) => reply(
-                        StatusCode::NOT_FOUND,
-                        "text/plain",
-                        "no such receipt\n".into(),
-                    ),
-                    _ => reply(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "text/plain",
-                        "receipt store unavailable\n".into(),
-                    ),
+                    Ok(Ok(None)) => no_such_receipt(),
+                    _ => store_unavailable(),
                 }
             }
             http::Method::DELETE => {
@@ -125,16 +133,8 @@ impl Proxy {
                         *r.status_mut() = StatusCode::NO_CONTENT;
                         r
                     }
-                    Ok(Ok(false)) => reply(
-                        StatusCode::NOT_FOUND,
-                        "text/plain",
-                        "no such receipt\n".into(),
-                    ),
-                    _ => reply(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "text/plain",
-                        "receipt store unavailable\n".into(),
-                    ),
+                    Ok(Ok(false)) => no_such_receipt(),
+                    _ => store_unavailable(),
                 }
             }
             _ => reply(
@@ -256,11 +256,7 @@ impl Proxy {
         .await;
         match r {
             Ok(Ok(v)) => reply(StatusCode::OK, "application/json", v.to_string()),
-            _ => reply(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "text/plain",
-                "receipt store unavailable\n".into(),
-            ),
+            _ => store_unavailable(),
         }
     }
 

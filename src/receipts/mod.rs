@@ -84,6 +84,14 @@ pub struct Receipt {
     pub erased: bool,
 }
 
+/// A stored comma-separated service list.
+pub(crate) fn split_ids(s: String) -> Vec<String> {
+    s.split(',')
+        .filter(|x| !x.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
 /// A new random receipt id (128 bits, hex).
 pub fn new_id() -> String {
     let b: [u8; 16] = rand::random();

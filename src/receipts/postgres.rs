@@ -35,7 +35,7 @@ use postgres::error::SqlState;
 use postgres::types::ToSql;
 use postgres::{Client, Config, IsolationLevel, NoTls, Row};
 
-use super::{Method, Receipt, Store, StoreError};
+use super::{split_ids, Method, Receipt, Store, StoreError};
 
 /// The schema version this build migrates to.
 const SCHEMA_VERSION: i32 = 1;
@@ -147,13 +147,6 @@ fn retrying<T>(
     }
 }
 
-fn split(s: String) -> Vec<String> {
-    s.split(',')
-        .filter(|x| !x.is_empty())
-        .map(str::to_string)
-        .collect()
-}
-
 fn receipt(r: &Row) -> Result<Receipt, postgres::Error> {
     let method: String = r.try_get(7)?;
     Ok(Receipt {
@@ -162,8 +155,8 @@ fn receipt(r: &Row) -> Result<Receipt, postgres::Error> {
         site: r.try_get(2)?,
         policy_version: r.try_get(3)?,
         lang: r.try_get(4)?,
-        granted: split(r.try_get(5)?),
-        refused: split(r.try_get(6)?),
+        granted: split_ids(r.try_get(5)?),
+        refused: split_ids(r.try_get(6)?),
         // An unknown method can only come from a foreign write; verification then fails on
         // the hash, which is the right signal.
         method: Method::parse(&method).unwrap_or(Method::Save),

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{Method, Receipt, Store, StoreError};
+use super::{split_ids, Method, Receipt, Store, StoreError};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS receipts (
@@ -38,13 +38,6 @@ fn err(e: rusqlite::Error) -> StoreError {
     StoreError::Backend(format!("sqlite: {e}"))
 }
 
-fn split(s: String) -> Vec<String> {
-    s.split(',')
-        .filter(|x| !x.is_empty())
-        .map(str::to_string)
-        .collect()
-}
-
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Receipt> {
     let method: String = r.get(7)?;
     Ok(Receipt {
@@ -53,8 +46,8 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Receipt> {
         site: r.get(2)?,
         policy_version: r.get(3)?,
         lang: r.get(4)?,
-        granted: split(r.get(5)?),
-        refused: split(r.get(6)?),
+        granted: split_ids(r.get(5)?),
+        refused: split_ids(r.get(6)?),
         // An unknown method can only come from a foreign write; verification then fails on
         // the hash, which is the right signal.
         method: Method::parse(&method).unwrap_or(Method::Save),
