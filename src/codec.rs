@@ -10,6 +10,9 @@ use std::io::Write;
 use crate::error::RewriteError;
 
 const FEED: usize = 4096;
+/// Compressed bytes decoded per step: deflate expands at most ~1032:1, so one step yields at
+/// most about 1 MiB before the output is drained and the ratio checked.
+const DECODE_FEED: usize = 1024;
 
 /// A `Content-Encoding` we can decode and re-encode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,7 +72,14 @@ enum Dec {
 pub struct Decoder {
     coding: Coding,
     inner: Dec,
+    consumed: u64,
+    produced: u64,
+    /// Output may exceed input this many times (beyond `BOMB_FLOOR`); 0 = unlimited.
+    max_ratio: u64,
 }
+
+/// Small bodies may expand freely: a ratio guard only bites past this much output.
+const BOMB_FLOOR: u64 = 1024 * 1024;
 
 fn derr(coding: Coding, source: std::io::Error) -> RewriteError {
     RewriteError::Decode {
@@ -91,7 +101,38 @@ impl Decoder {
                 zstd::stream::write::Decoder::new(Vec::new()).map_err(|e| derr(coding, e))?,
             ),
         };
-        Ok(Decoder { coding, inner })
+        Ok(Decoder {
+            coding,
+            inner,
+            consumed: 0,
+            produced: 0,
+            max_ratio: 0,
+        })
+    }
+
+    /// Refuses to expand the body more than `ratio` times (compression bombs).
+    pub fn with_max_ratio(mut self, ratio: u64) -> Self {
+        self.max_ratio = ratio;
+        self
+    }
+
+    fn check_ratio(&self) -> Result<(), RewriteError> {
+        if self.max_ratio > 0
+            && self.produced > BOMB_FLOOR
+            && self.produced > self.consumed.saturating_mul(self.max_ratio)
+        {
+            return Err(derr(
+                self.coding,
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!(
+                        "decompressed size exceeds {}x the compressed size (compression bomb?)",
+                        self.max_ratio
+                    ),
+                ),
+            ));
+        }
+        Ok(())
     }
 
     fn sink(&mut self) -> Option<&mut Vec<u8>> {
@@ -130,7 +171,7 @@ impl Decoder {
         if let Dec::Identity = self.inner {
             return emit(input);
         }
-        for piece in input.chunks(FEED) {
+        for piece in input.chunks(DECODE_FEED) {
             let mut rest = piece;
             while !rest.is_empty() {
                 let n = match &mut self.inner {
@@ -150,6 +191,7 @@ impl Decoder {
                     ));
                 }
                 rest = &rest[n..];
+                self.consumed += n as u64;
                 self.drain(emit)?;
             }
         }
@@ -163,6 +205,8 @@ impl Decoder {
         if let Some(buf) = self.sink() {
             if !buf.is_empty() {
                 let out = std::mem::take(buf);
+                self.produced += out.len() as u64;
+                self.check_ratio()?;
                 emit(&out)?;
                 // Give the allocation back to the decoder for the next piece.
                 if let Some(b) = self.sink() {
@@ -410,6 +454,36 @@ mod tests {
                 .and_then(|_| d.finish(&mut |_| Ok(())));
             assert!(r.is_err(), "{coding:?}");
         }
+    }
+
+    #[test]
+    fn compression_bombs_are_refused() {
+        let mut e = Encoder::new(Coding::Gzip).unwrap();
+        let mut bomb = Vec::new();
+        e.write(&vec![b' '; 50 * 1024 * 1024], &mut bomb).unwrap();
+        e.finish(&mut bomb).unwrap();
+        let mut d = Decoder::new(Coding::Gzip).unwrap().with_max_ratio(100);
+        let mut out = 0usize;
+        let r = d.write(&bomb, &mut |b| {
+            out += b.len();
+            Ok(())
+        });
+        assert!(r.is_err(), "a {}-byte gzip expanding to 50 MiB must be refused", bomb.len());
+        assert!(out < 4 * 1024 * 1024, "stopped early: {out} bytes emitted");
+        // Ordinary HTML (varied text; gzip ratio well under 20) passes.
+        let words = ["shop", "product", "price", "basket", "delivery", "review", "colour", "size"];
+        let mut x: u32 = 7;
+        let mut page = String::new();
+        while page.len() < 4 * 1024 * 1024 {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            page.push_str(&format!("<li data-id=\"{}\">{} {}</li>", x % 100_000, words[(x >> 8) as usize % 8], x >> 16));
+        }
+        let mut e = Encoder::new(Coding::Gzip).unwrap();
+        let mut gz = Vec::new();
+        e.write(page.as_bytes(), &mut gz).unwrap();
+        e.finish(&mut gz).unwrap();
+        let mut d = Decoder::new(Coding::Gzip).unwrap().with_max_ratio(200);
+        assert!(d.write(&gz, &mut |_| Ok(())).is_ok());
     }
 
     #[test]

@@ -71,8 +71,53 @@ struct RawRewrite {
 
 const SECTIONS: &[&str] = &[
     "server", "upstream", "consent", "rewrite", "services", "texts", "beacons", "csp", "admin",
-    "receipts", "privacy",
+    "receipts", "privacy", "limits",
 ];
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    max_connections: Option<usize>,
+    header_read_timeout_ms: Option<u64>,
+    max_headers: Option<usize>,
+    max_header_bytes: Option<usize>,
+    shutdown_timeout_secs: Option<u64>,
+    endpoint_body_bytes: Option<usize>,
+    decompression_ratio: Option<u64>,
+}
+
+/// Resource limits, each with a safe default.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Connections served at once; further ones wait in the kernel's accept queue.
+    pub max_connections: usize,
+    /// Time a client has to send a request head (slowloris); also bounds idle keep-alive.
+    pub header_read_timeout: Duration,
+    /// Request header fields at most (HTTP/1: 431 beyond).
+    pub max_headers: usize,
+    /// Bytes of request head at most (HTTP/1 read buffer; HTTP/2 header list).
+    pub max_header_bytes: usize,
+    /// How long in-flight requests may finish after SIGTERM/SIGINT.
+    pub shutdown_timeout: Duration,
+    /// Request body of our own endpoints (consent form, CSP reports).
+    pub endpoint_body_bytes: usize,
+    /// A compressed HTML body may expand this many times (compression bombs), beyond 1 MiB.
+    pub decompression_ratio: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 10_000,
+            header_read_timeout: Duration::from_secs(10),
+            max_headers: 100,
+            max_header_bytes: 64 * 1024,
+            shutdown_timeout: Duration::from_secs(30),
+            endpoint_body_bytes: 16 * 1024,
+            decompression_ratio: 200,
+        }
+    }
+}
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -200,6 +245,7 @@ pub struct Config {
     pub receipts: ReceiptsConfig,
     /// Controller and DPO for the privacy statement.
     pub privacy: crate::privacy::PrivacyConfig,
+    pub limits: Limits,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -547,6 +593,28 @@ impl Config {
             dpo: raw_privacy.dpo.filter(|s| !s.trim().is_empty()),
         };
 
+        let raw_limits: RawLimits = section(&table, "limits", &mut errors);
+        let d = Limits::default();
+        let mut positive = |v: Option<u64>, key: &str, default: u64| -> u64 {
+            match v {
+                Some(0) => {
+                    errors.push(ConfigError::new(format!("limits.{key}"), "must be greater than 0"));
+                    default
+                }
+                Some(v) => v,
+                None => default,
+            }
+        };
+        let resource_limits = Limits {
+            max_connections: positive(raw_limits.max_connections.map(|v| v as u64), "max_connections", d.max_connections as u64) as usize,
+            header_read_timeout: Duration::from_millis(positive(raw_limits.header_read_timeout_ms, "header_read_timeout_ms", d.header_read_timeout.as_millis() as u64)),
+            max_headers: positive(raw_limits.max_headers.map(|v| v as u64), "max_headers", d.max_headers as u64) as usize,
+            max_header_bytes: positive(raw_limits.max_header_bytes.map(|v| v as u64), "max_header_bytes", d.max_header_bytes as u64).max(8192) as usize,
+            shutdown_timeout: Duration::from_secs(positive(raw_limits.shutdown_timeout_secs, "shutdown_timeout_secs", d.shutdown_timeout.as_secs())),
+            endpoint_body_bytes: positive(raw_limits.endpoint_body_bytes.map(|v| v as u64), "endpoint_body_bytes", d.endpoint_body_bytes as u64) as usize,
+            decompression_ratio: positive(raw_limits.decompression_ratio, "decompression_ratio", d.decompression_ratio),
+        };
+
         let defaults = RewriteLimits::default();
         let limits = RewriteLimits {
             inline_script_max_bytes: rewrite
@@ -725,6 +793,7 @@ impl Config {
             admin,
             receipts,
             privacy,
+            limits: resource_limits,
         })
     }
 

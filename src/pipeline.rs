@@ -90,6 +90,12 @@ impl BodyRewriter {
         })
     }
 
+    /// Refuses bodies that decompress to more than `ratio` times their size (compression bombs).
+    pub fn with_decompression_ratio(mut self, ratio: u64) -> Self {
+        self.decoder = self.decoder.map(|d| d.with_max_ratio(ratio));
+        self
+    }
+
     /// Feeds compressed input; returns compressed output ready so far (maybe empty).
     pub fn write(&mut self, input: &[u8]) -> Result<Vec<u8>, RewriteError> {
         let mut plain_out = Vec::new();

@@ -14,10 +14,6 @@ use crate::catalog::Purpose;
 use crate::decision::Decision;
 use crate::matcher::ServiceSet;
 
-/// Our own endpoints take small forms only.
-const MAX_FORM_BYTES: usize = 16 * 1024;
-/// A CSP report is a few hundred bytes; a batch of them a few KiB.
-const MAX_REPORT_BYTES: usize = 32 * 1024;
 
 /// What a receipt keeps about the request (nothing more).
 struct RequestMeta {
@@ -236,7 +232,7 @@ impl Proxy {
                 "unsupported report type",
             );
         }
-        let body = match Limited::new(req.into_body(), MAX_REPORT_BYTES)
+        let body = match Limited::new(req.into_body(), self.config.limits.endpoint_body_bytes)
             .collect()
             .await
         {
@@ -379,7 +375,7 @@ impl Proxy {
             .flat_map(|h| h.split(';'))
             .filter_map(|p| p.split_once('=').map(|(k, _)| k.trim().to_string()))
             .collect();
-        let body = match Limited::new(req.into_body(), MAX_FORM_BYTES)
+        let body = match Limited::new(req.into_body(), self.config.limits.endpoint_body_bytes)
             .collect()
             .await
         {

@@ -33,6 +33,21 @@ pub fn remove_hop_by_hop(h: &mut HeaderMap) {
     }
 }
 
+/// The protocol a request asks to switch to (`Upgrade` with `Connection: upgrade`), if any.
+pub fn upgrade_of(h: &HeaderMap) -> Option<HeaderValue> {
+    let asks = h
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
+    if asks {
+        h.get(header::UPGRADE).cloned()
+    } else {
+        None
+    }
+}
+
 /// Sets `X-Forwarded-For/-Proto/-Host` and `Forwarded` (RFC 7239). Incoming values are kept and
 /// extended only when the peer is trusted; otherwise they are replaced, so a client cannot forge
 /// its address for the origin.

@@ -156,16 +156,42 @@ impl Proxy {
         ))
     }
 
-    /// Serves connections from `listener` until `shutdown` resolves.
+    /// Serves connections from `listener` until `shutdown` resolves, then stops accepting and
+    /// lets in-flight requests finish for up to `limits.shutdown_timeout`.
     pub async fn serve(
         self: Arc<Self>,
         listener: TcpListener,
         shutdown: impl Future<Output = ()>,
     ) -> std::io::Result<()> {
+        let limits = self.config.limits.clone();
+        let permits = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(limits.header_read_timeout)
+            .max_headers(limits.max_headers)
+            .max_buf_size(limits.max_header_bytes);
+        builder
+            .http2()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .max_header_list_size(limits.max_header_bytes.min(u32::MAX as usize) as u32);
         tokio::pin!(shutdown);
         loop {
+            // A connection slot first: beyond the limit, clients wait in the accept queue.
+            if permits.available_permits() == 0 {
+                tracing::warn!(max = limits.max_connections, "connection limit reached");
+            }
+            let permit = tokio::select! {
+                _ = &mut shutdown => break,
+                p = permits.clone().acquire_owned() => match p {
+                    Ok(p) => p,
+                    Err(_) => break,
+                },
+            };
             let (stream, peer) = tokio::select! {
-                _ = &mut shutdown => return Ok(()),
+                _ = &mut shutdown => break,
                 r = listener.accept() => match r {
                     Ok(x) => x,
                     Err(e) => {
@@ -178,17 +204,31 @@ impl Proxy {
             };
             let _ = stream.set_nodelay(true);
             let proxy = self.clone();
+            let svc = hyper::service::service_fn(move |req| {
+                let proxy = proxy.clone();
+                async move { Ok::<_, Infallible>(proxy.handle(req, peer).await) }
+            });
+            let conn = builder
+                .serve_connection_with_upgrades(TokioIo::new(stream), svc)
+                .into_owned();
+            let conn = graceful.watch(conn);
             tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |req| {
-                    let proxy = proxy.clone();
-                    async move { Ok::<_, Infallible>(proxy.handle(req, peer).await) }
-                });
-                let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-                if let Err(e) = builder.serve_connection(TokioIo::new(stream), svc).await {
+                let _permit = permit;
+                if let Err(e) = conn.await {
                     tracing::debug!(%peer, error = %e, "connection ended with an error");
                 }
             });
         }
+        drop(listener);
+        let open = graceful.count();
+        tracing::info!(open, "no longer accepting; draining connections");
+        tokio::select! {
+            _ = graceful.shutdown() => tracing::info!("all connections drained"),
+            _ = tokio::time::sleep(limits.shutdown_timeout) => {
+                tracing::warn!(timeout = ?limits.shutdown_timeout, "shutdown timeout: remaining connections cut");
+            }
+        }
+        Ok(())
     }
 
     /// Deletes receipts older than the retention period; the purge is logged.
@@ -329,7 +369,34 @@ impl Proxy {
         d[..6].iter().map(|b| format!("{b:02x}")).collect()
     }
 
-    pub async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<ProxyBody> {
+    /// Serves one request. Every request gets an id (kept from a trusted front proxy, else new)
+    /// that the origin receives as `X-Request-Id`, the client gets back, and the logs carry.
+    pub async fn handle(&self, mut req: Request<Incoming>, peer: SocketAddr) -> Response<ProxyBody> {
+        use tracing::Instrument;
+        let incoming = req
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| {
+                self.config.server.trust_forwarded_headers
+                    && !v.is_empty()
+                    && v.len() <= 128
+                    && v.bytes().all(|b| b.is_ascii_graphic())
+            })
+            .map(str::to_string);
+        let id = incoming.unwrap_or_else(|| {
+            let b: [u8; 12] = rand::random();
+            b.iter().map(|x| format!("{x:02x}")).collect()
+        });
+        let value = HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("invalid"));
+        req.headers_mut().insert("x-request-id", value.clone());
+        let span = tracing::info_span!("request", id = %id, method = %req.method(), path = %req.uri().path());
+        let mut resp = self.handle_inner(req, peer).instrument(span).await;
+        resp.headers_mut().insert("x-request-id", value);
+        resp
+    }
+
+    async fn handle_inner(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<ProxyBody> {
         let host = req
             .headers()
             .get(header::HOST)
@@ -370,17 +437,31 @@ impl Proxy {
         let document = headers::is_document_request(req.headers());
         let page = page_url(&host, secure, req.uri());
         let method = req.method().clone();
+        let upgrade = headers::upgrade_of(req.headers());
+        let mut req = req;
+        let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
         let (parts, body) = req.into_parts();
-        let (up, retry, page_revalidation) =
+        let (mut up, retry, page_revalidation) =
             match self.upstream_request(parts, body, peer, &host, &state, &blocked) {
                 Ok(x) => x,
                 Err(resp) => return resp,
             };
+        if let Some(proto) = &upgrade {
+            // Hop-by-hop removal took them out; an upgrade is the one case they must travel.
+            up.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+            up.headers_mut().insert(header::UPGRADE, proto.clone());
+        }
         let upstream = self.config.upstream.url.clone();
         let resp = match self.send(up).await {
             Ok(r) => r,
             Err(e) => return bad_gateway(&upstream, &e),
         };
+        if let Some(client) = client_upgrade {
+            if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+                return tunnel(client, resp, peer);
+            }
+        }
         // A slice of an HTML page cannot be rewritten with correct offsets: fetch it whole.
         let resp = if resp.status() == StatusCode::PARTIAL_CONTENT
             && headers::is_html(resp.headers().get(header::CONTENT_TYPE))
@@ -624,7 +705,7 @@ impl Proxy {
             ct,
             injection,
         ) {
-            Ok(r) => r,
+            Ok(r) => r.with_decompression_ratio(self.config.limits.decompression_ratio),
             Err(e) => {
                 tracing::error!(%page, error = %e, "cannot start rewriting");
                 return simple(StatusCode::BAD_GATEWAY, "bad gateway");
@@ -720,6 +801,30 @@ fn page_url(host: &str, secure: bool, uri: &Uri) -> url::Url {
         .or_else(|_| url::Url::parse(&format!("{scheme}://invalid-host.invalid{pq}")))
         .or_else(|_| url::Url::parse("http://invalid-host.invalid/"))
         .unwrap_or_else(|_| unreachable!("a constant URL parses"))
+}
+
+/// Answers the client's upgrade with the origin's `101` and splices the two connections: the
+/// bytes that follow (WebSocket frames or any other protocol) pass untouched both ways.
+fn tunnel(
+    client: hyper::upgrade::OnUpgrade,
+    mut resp: Response<Incoming>,
+    peer: SocketAddr,
+) -> Response<ProxyBody> {
+    let origin = hyper::upgrade::on(&mut resp);
+    tokio::spawn(async move {
+        match tokio::try_join!(client, origin) {
+            Ok((c, o)) => {
+                let (mut c, mut o) = (TokioIo::new(c), TokioIo::new(o));
+                match tokio::io::copy_bidirectional(&mut c, &mut o).await {
+                    Ok((up, down)) => tracing::debug!(%peer, up, down, "upgraded connection closed"),
+                    Err(e) => tracing::debug!(%peer, error = %e, "upgraded connection ended"),
+                }
+            }
+            Err(e) => tracing::warn!(%peer, error = %e, "upgrade failed"),
+        }
+    });
+    let (parts, _) = resp.into_parts();
+    Response::from_parts(parts, ProxyBody::empty())
 }
 
 fn simple(status: StatusCode, msg: &str) -> Response<ProxyBody> {
