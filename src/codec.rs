@@ -468,15 +468,26 @@ mod tests {
             out += b.len();
             Ok(())
         });
-        assert!(r.is_err(), "a {}-byte gzip expanding to 50 MiB must be refused", bomb.len());
+        assert!(
+            r.is_err(),
+            "a {}-byte gzip expanding to 50 MiB must be refused",
+            bomb.len()
+        );
         assert!(out < 4 * 1024 * 1024, "stopped early: {out} bytes emitted");
         // Ordinary HTML (varied text; gzip ratio well under 20) passes.
-        let words = ["shop", "product", "price", "basket", "delivery", "review", "colour", "size"];
+        let words = [
+            "shop", "product", "price", "basket", "delivery", "review", "colour", "size",
+        ];
         let mut x: u32 = 7;
         let mut page = String::new();
         while page.len() < 4 * 1024 * 1024 {
             x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
-            page.push_str(&format!("<li data-id=\"{}\">{} {}</li>", x % 100_000, words[(x >> 8) as usize % 8], x >> 16));
+            page.push_str(&format!(
+                "<li data-id=\"{}\">{} {}</li>",
+                x % 100_000,
+                words[(x >> 8) as usize % 8],
+                x >> 16
+            ));
         }
         let mut e = Encoder::new(Coding::Gzip).unwrap();
         let mut gz = Vec::new();

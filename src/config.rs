@@ -598,7 +598,10 @@ impl Config {
         let mut positive = |v: Option<u64>, key: &str, default: u64| -> u64 {
             match v {
                 Some(0) => {
-                    errors.push(ConfigError::new(format!("limits.{key}"), "must be greater than 0"));
+                    errors.push(ConfigError::new(
+                        format!("limits.{key}"),
+                        "must be greater than 0",
+                    ));
                     default
                 }
                 Some(v) => v,
@@ -606,13 +609,42 @@ impl Config {
             }
         };
         let resource_limits = Limits {
-            max_connections: positive(raw_limits.max_connections.map(|v| v as u64), "max_connections", d.max_connections as u64) as usize,
-            header_read_timeout: Duration::from_millis(positive(raw_limits.header_read_timeout_ms, "header_read_timeout_ms", d.header_read_timeout.as_millis() as u64)),
-            max_headers: positive(raw_limits.max_headers.map(|v| v as u64), "max_headers", d.max_headers as u64) as usize,
-            max_header_bytes: positive(raw_limits.max_header_bytes.map(|v| v as u64), "max_header_bytes", d.max_header_bytes as u64).max(8192) as usize,
-            shutdown_timeout: Duration::from_secs(positive(raw_limits.shutdown_timeout_secs, "shutdown_timeout_secs", d.shutdown_timeout.as_secs())),
-            endpoint_body_bytes: positive(raw_limits.endpoint_body_bytes.map(|v| v as u64), "endpoint_body_bytes", d.endpoint_body_bytes as u64) as usize,
-            decompression_ratio: positive(raw_limits.decompression_ratio, "decompression_ratio", d.decompression_ratio),
+            max_connections: positive(
+                raw_limits.max_connections.map(|v| v as u64),
+                "max_connections",
+                d.max_connections as u64,
+            ) as usize,
+            header_read_timeout: Duration::from_millis(positive(
+                raw_limits.header_read_timeout_ms,
+                "header_read_timeout_ms",
+                d.header_read_timeout.as_millis() as u64,
+            )),
+            max_headers: positive(
+                raw_limits.max_headers.map(|v| v as u64),
+                "max_headers",
+                d.max_headers as u64,
+            ) as usize,
+            max_header_bytes: positive(
+                raw_limits.max_header_bytes.map(|v| v as u64),
+                "max_header_bytes",
+                d.max_header_bytes as u64,
+            )
+            .max(8192) as usize,
+            shutdown_timeout: Duration::from_secs(positive(
+                raw_limits.shutdown_timeout_secs,
+                "shutdown_timeout_secs",
+                d.shutdown_timeout.as_secs(),
+            )),
+            endpoint_body_bytes: positive(
+                raw_limits.endpoint_body_bytes.map(|v| v as u64),
+                "endpoint_body_bytes",
+                d.endpoint_body_bytes as u64,
+            ) as usize,
+            decompression_ratio: positive(
+                raw_limits.decompression_ratio,
+                "decompression_ratio",
+                d.decompression_ratio,
+            ),
         };
 
         let defaults = RewriteLimits::default();

@@ -18,11 +18,15 @@ use common::*;
 #[tokio::test]
 async fn slowloris_is_cut_off() {
     let o = origin(|_| OriginResponse::html("x")).await;
-    let g = gate_with(o.addr, |c| c.limits.header_read_timeout = Duration::from_millis(300)).await;
+    let g = gate_with(o.addr, |c| {
+        c.limits.header_read_timeout = Duration::from_millis(300)
+    })
+    .await;
     let addr = g.addr;
     let closed_after = tokio::task::spawn_blocking(move || {
         let mut s = TcpStream::connect(addr).unwrap();
-        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ").unwrap();
+        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            .unwrap();
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         let start = Instant::now();
         let mut buf = [0u8; 512];
@@ -32,7 +36,10 @@ async fn slowloris_is_cut_off() {
     })
     .await
     .unwrap();
-    assert!(closed_after < Duration::from_secs(3), "held for {closed_after:?}");
+    assert!(
+        closed_after < Duration::from_secs(3),
+        "held for {closed_after:?}"
+    );
     assert_eq!(o.count(), 0);
 }
 
@@ -48,7 +55,9 @@ async fn oversized_request_heads_are_refused() {
     let statuses = tokio::task::spawn_blocking(move || {
         let mut out = Vec::new();
         for head in [
-            (0..40).map(|i| format!("X-H{i}: v\r\n")).collect::<String>(),
+            (0..40)
+                .map(|i| format!("X-H{i}: v\r\n"))
+                .collect::<String>(),
             format!("X-Big: {}\r\n", "a".repeat(20_000)),
         ] {
             let mut s = TcpStream::connect(addr).unwrap();
@@ -77,7 +86,10 @@ async fn connections_beyond_the_limit_wait() {
     let holder = tokio::net::TcpStream::connect(addr).await.unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
     let waiting = tokio::time::timeout(Duration::from_millis(500), fetch(addr, "/")).await;
-    assert!(waiting.is_err(), "a second connection was served beyond the limit");
+    assert!(
+        waiting.is_err(),
+        "a second connection was served beyond the limit"
+    );
     drop(holder);
     let got = tokio::time::timeout(Duration::from_secs(5), fetch(addr, "/")).await;
     assert_eq!(got.expect("served once the slot is free").status, 200);
@@ -86,18 +98,28 @@ async fn connections_beyond_the_limit_wait() {
 #[tokio::test]
 async fn a_gzip_bomb_is_stopped() {
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-    e.write_all(b"<html><body><iframe src=\"https://www.youtube.com/embed/x\"></iframe>").unwrap();
+    e.write_all(b"<html><body><iframe src=\"https://www.youtube.com/embed/x\"></iframe>")
+        .unwrap();
     e.write_all(&vec![b' '; 200 * 1024 * 1024]).unwrap();
     let bomb = e.finish().unwrap();
     assert!(bomb.len() < 1024 * 1024);
-    let o = origin(move |_| OriginResponse::html("").header("content-encoding", "gzip").with(bomb.clone())).await;
+    let o = origin(move |_| {
+        OriginResponse::html("")
+            .header("content-encoding", "gzip")
+            .with(bomb.clone())
+    })
+    .await;
     let g = gate(o.addr).await;
     let stream = tokio::net::TcpStream::connect(g.addr).await.unwrap();
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-        .await
-        .unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
     tokio::spawn(conn);
-    let req = get(g.addr, "/").header("accept-encoding", "gzip").body(Full::<Bytes>::default()).unwrap();
+    let req = get(g.addr, "/")
+        .header("accept-encoding", "gzip")
+        .body(Full::<Bytes>::default())
+        .unwrap();
     let started = Instant::now();
     match sender.send_request(req).await {
         Err(_) => {}
@@ -115,7 +137,10 @@ async fn a_gzip_bomb_is_stopped() {
                 }
             }
             assert!(failed, "the bomb's body ended normally after {total} bytes");
-            assert!(total < 8 * 1024 * 1024, "sent {total} bytes before stopping");
+            assert!(
+                total < 8 * 1024 * 1024,
+                "sent {total} bytes before stopping"
+            );
         }
     }
     assert!(started.elapsed() < Duration::from_secs(20));
@@ -169,7 +194,8 @@ async fn websocket_echo_through_the_proxy() {
             ws.send(tungstenite::Message::text(text)).unwrap();
             got.push(ws.read().unwrap().into_text().unwrap().to_string());
         }
-        ws.send(tungstenite::Message::binary(vec![0u8, 1, 2, 255])).unwrap();
+        ws.send(tungstenite::Message::binary(vec![0u8, 1, 2, 255]))
+            .unwrap();
         let bin = ws.read().unwrap().into_data();
         let _ = ws.close(None);
         (got, bin.to_vec())
@@ -209,13 +235,20 @@ async fn other_upgrades_are_tunnelled_untouched() {
     let reply = tokio::task::spawn_blocking(move || {
         let mut s = TcpStream::connect(addr).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        s.write_all(b"GET /raw HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: reverse/1\r\n\r\n").unwrap();
+        s.write_all(
+            b"GET /raw HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: reverse/1\r\n\r\n",
+        )
+        .unwrap();
         let mut head = Vec::new();
         let mut b = [0u8; 1];
         while !head.ends_with(b"\r\n\r\n") && s.read(&mut b).unwrap_or(0) == 1 {
             head.push(b[0]);
         }
-        assert!(String::from_utf8_lossy(&head).starts_with("HTTP/1.1 101"), "{}", String::from_utf8_lossy(&head));
+        assert!(
+            String::from_utf8_lossy(&head).starts_with("HTTP/1.1 101"),
+            "{}",
+            String::from_utf8_lossy(&head)
+        );
         s.write_all(b"\x00consent\xff").unwrap();
         let mut buf = [0u8; 64];
         let n = s.read(&mut buf).unwrap();
@@ -237,7 +270,8 @@ async fn shutdown_drains_in_flight_requests_and_stops_accepting() {
     })
     .await;
     let mut config = consentgate::config::Config::defaults().unwrap();
-    config.upstream.url = consentgate::config::parse_upstream_url(&format!("http://{}", o.addr)).unwrap();
+    config.upstream.url =
+        consentgate::config::parse_upstream_url(&format!("http://{}", o.addr)).unwrap();
     config.consent.key = Some(KEY.into());
     config.receipts.store = consentgate::config::ReceiptStore::Sqlite(temp_db());
     config.limits.shutdown_timeout = Duration::from_secs(10);
@@ -249,7 +283,9 @@ async fn shutdown_drains_in_flight_requests_and_stops_accepting() {
     let server = tokio::spawn(proxy.serve(listener, async {
         let _ = stopped.await;
     }));
-    tx.send(Bytes::from_static(b"<p>first half</p>")).await.unwrap();
+    tx.send(Bytes::from_static(b"<p>first half</p>"))
+        .await
+        .unwrap();
     let resp = send_streaming(addr, get(addr, "/").body(Full::default()).unwrap()).await;
     // Shut down while the response is still streaming.
     stop.send(()).unwrap();
@@ -258,9 +294,16 @@ async fn shutdown_drains_in_flight_requests_and_stops_accepting() {
         tokio::net::TcpStream::connect(addr).await.is_err(),
         "new connections must be refused once shutting down"
     );
-    tx.send(Bytes::from_static(b"<p>second half</p>")).await.unwrap();
+    tx.send(Bytes::from_static(b"<p>second half</p>"))
+        .await
+        .unwrap();
     drop(tx);
-    let body = resp.into_body().collect().await.expect("the in-flight response completes").to_bytes();
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .expect("the in-flight response completes")
+        .to_bytes();
     assert_eq!(&body[..], b"<p>first half</p><p>second half</p>");
     tokio::time::timeout(Duration::from_secs(5), server)
         .await
@@ -278,18 +321,35 @@ async fn every_request_has_an_id_for_the_origin_and_the_client() {
     assert_eq!(id.len(), 24);
     assert_eq!(o.last().headers["x-request-id"], id.as_str());
     // An untrusted client cannot choose it.
-    let got = send(g.addr, get(g.addr, "/").header("x-request-id", "forged").body(Full::default()).unwrap()).await;
+    let got = send(
+        g.addr,
+        get(g.addr, "/")
+            .header("x-request-id", "forged")
+            .body(Full::default())
+            .unwrap(),
+    )
+    .await;
     assert_ne!(got.header("x-request-id"), Some("forged"));
     // Behind a trusted front proxy its id is kept.
     let g = gate_with(o.addr, |c| c.server.trust_forwarded_headers = true).await;
-    let got = send(g.addr, get(g.addr, "/").header("x-request-id", "front-123").body(Full::default()).unwrap()).await;
+    let got = send(
+        g.addr,
+        get(g.addr, "/")
+            .header("x-request-id", "front-123")
+            .body(Full::default())
+            .unwrap(),
+    )
+    .await;
     assert_eq!(got.header("x-request-id"), Some("front-123"));
     assert_eq!(o.last().headers["x-request-id"], "front-123");
 }
 
 #[tokio::test]
 async fn http2_clients_get_the_same_rewriting() {
-    let o = origin(|_| OriginResponse::html("<iframe src=\"https://www.youtube.com/embed/x\"></iframe>")).await;
+    let o = origin(|_| {
+        OriginResponse::html("<iframe src=\"https://www.youtube.com/embed/x\"></iframe>")
+    })
+    .await;
     let g = gate(o.addr).await;
     let stream = tokio::net::TcpStream::connect(g.addr).await.unwrap();
     let (mut sender, conn) = hyper::client::conn::http2::handshake(
@@ -299,7 +359,9 @@ async fn http2_clients_get_the_same_rewriting() {
     .await
     .expect("h2 (prior knowledge) handshake");
     tokio::spawn(conn);
-    let req = Request::get(format!("http://{}/", g.addr)).body(Full::<Bytes>::default()).unwrap();
+    let req = Request::get(format!("http://{}/", g.addr))
+        .body(Full::<Bytes>::default())
+        .unwrap();
     let resp = sender.send_request(req).await.unwrap();
     assert_eq!(resp.version(), http::Version::HTTP_2);
     let body = resp.into_body().collect().await.unwrap().to_bytes();

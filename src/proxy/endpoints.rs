@@ -14,7 +14,6 @@ use crate::catalog::Purpose;
 use crate::decision::Decision;
 use crate::matcher::ServiceSet;
 
-
 /// What a receipt keeps about the request (nothing more).
 struct RequestMeta {
     user_agent: String,

@@ -371,7 +371,11 @@ impl Proxy {
 
     /// Serves one request. Every request gets an id (kept from a trusted front proxy, else new)
     /// that the origin receives as `X-Request-Id`, the client gets back, and the logs carry.
-    pub async fn handle(&self, mut req: Request<Incoming>, peer: SocketAddr) -> Response<ProxyBody> {
+    pub async fn handle(
+        &self,
+        mut req: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Response<ProxyBody> {
         use tracing::Instrument;
         let incoming = req
             .headers()
@@ -388,7 +392,8 @@ impl Proxy {
             let b: [u8; 12] = rand::random();
             b.iter().map(|x| format!("{x:02x}")).collect()
         });
-        let value = HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("invalid"));
+        let value =
+            HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("invalid"));
         req.headers_mut().insert("x-request-id", value.clone());
         let span = tracing::info_span!("request", id = %id, method = %req.method(), path = %req.uri().path());
         let mut resp = self.handle_inner(req, peer).instrument(span).await;
@@ -816,7 +821,9 @@ fn tunnel(
             Ok((c, o)) => {
                 let (mut c, mut o) = (TokioIo::new(c), TokioIo::new(o));
                 match tokio::io::copy_bidirectional(&mut c, &mut o).await {
-                    Ok((up, down)) => tracing::debug!(%peer, up, down, "upgraded connection closed"),
+                    Ok((up, down)) => {
+                        tracing::debug!(%peer, up, down, "upgraded connection closed")
+                    }
                     Err(e) => tracing::debug!(%peer, error = %e, "upgraded connection ended"),
                 }
             }
