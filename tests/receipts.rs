@@ -158,6 +158,10 @@ async fn no_consent_without_proof_when_the_store_is_down() {
         "no cookie without a receipt"
     );
     assert!(got.text().contains("could not be saved"));
+    // Not ready for consent decisions, though alive.
+    let a = admin(&g).await;
+    assert_eq!(admin_req(a, "GET", "/readyz").await.status, 503);
+    assert_eq!(admin_req(a, "GET", "/healthz").await.status, 200);
     // Browsing is unaffected.
     assert_eq!(fetch(g.addr, "/").await.status, 200);
     assert_eq!(o.count(), 1);
@@ -204,6 +208,7 @@ async fn admin_access_erasure_export_and_stats() {
             &cookie_of(&decide(&g, form, None, &[]).await),
         ));
     }
+    assert_eq!(admin_req(a, "GET", "/readyz").await.text(), "ready\n");
     // Access.
     let got = admin_req(a, "GET", &format!("/receipts/{}", ids[2])).await;
     let v: serde_json::Value = serde_json::from_slice(&got.body).unwrap();

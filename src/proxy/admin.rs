@@ -1,5 +1,6 @@
 //! The admin listener: a separate address, bearer-token protected, never the public port.
-//! `GET /healthz`, `GET /csp-reports`, `GET /discovery`.
+//! `GET /healthz` (alive), `GET /readyz` (ready for consent decisions), `GET /csp-reports`,
+//! `GET /discovery`, receipts and stats.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -92,6 +93,15 @@ impl Proxy {
         }
         match path {
             "/healthz" => reply(StatusCode::OK, "text/plain", "ok\n".into()),
+            // Ready to take consent decisions: the receipt store answers (or receipts are off).
+            "/readyz" => match &self.receipts {
+                Some(log) if !log.healthy() => reply(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "text/plain",
+                    "receipt store unavailable\n".into(),
+                ),
+                _ => reply(StatusCode::OK, "text/plain", "ready\n".into()),
+            },
             "/csp-reports" => json(self.reports.snapshot()),
             "/discovery" => json(self.discovery.snapshot(&self.policy.catalog, 500)),
             "/receipts" => self.admin_export(query),
