@@ -66,3 +66,26 @@ pub enum RewriteError {
         source: std::io::Error,
     },
 }
+
+impl RewriteError {
+    /// A short label for metrics and logs: why a response was cut (fail closed).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            RewriteError::Html(lol_html::errors::RewritingError::MemoryLimitExceeded(_)) => {
+                "rewriter_memory"
+            }
+            RewriteError::Html(lol_html::errors::RewritingError::ParsingAmbiguity(_)) => {
+                "ambiguous_markup"
+            }
+            RewriteError::Html(_) => "rewriter",
+            RewriteError::Decode { source, .. }
+                if source.to_string().contains("compression bomb") =>
+            {
+                "decompression_ratio"
+            }
+            RewriteError::Decode { .. } => "decode",
+            RewriteError::Encode { .. } => "encode",
+            RewriteError::Finished => "internal",
+        }
+    }
+}

@@ -15,6 +15,7 @@ pub mod discovery;
 pub mod error;
 pub mod i18n;
 pub mod matcher;
+pub mod metrics;
 pub mod pipeline;
 pub mod policy;
 pub mod privacy;

@@ -84,8 +84,8 @@ fn violations(v: &serde_json::Value) -> Vec<(String, String)> {
 }
 
 impl CspReports {
-    /// Counts the violations in one report body from `client`.
-    pub fn accept(&self, client: IpAddr, body: &[u8]) -> Result<usize, Refused> {
+    /// Counts the violations in one report body from `client`; returns their directives.
+    pub fn accept(&self, client: IpAddr, body: &[u8]) -> Result<Vec<String>, Refused> {
         let mut a = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
         if !a.clients.contains_key(&client) && a.clients.len() >= MAX_CLIENTS {
@@ -112,7 +112,7 @@ impl CspReports {
         if found.is_empty() {
             return Err(Refused::Invalid);
         }
-        let n = found.len();
+        let directives: Vec<String> = found.iter().map(|(d, _)| d.clone()).collect();
         for key in found {
             if let Some(c) = a.counts.get_mut(&key) {
                 *c += 1;
@@ -122,7 +122,7 @@ impl CspReports {
                 a.dropped_overflow += 1;
             }
         }
-        Ok(n)
+        Ok(directives)
     }
 
     /// `{"violations": [{"directive", "blocked", "count"}...], "dropped": {...}}`, most first.
@@ -148,9 +148,15 @@ mod tests {
     fn both_report_formats_are_aggregated() {
         let r = CspReports::default();
         let ip: IpAddr = "10.0.0.1".parse().unwrap();
-        assert_eq!(r.accept(ip, LEGACY.as_bytes()), Ok(1));
-        assert_eq!(r.accept(ip, LEGACY.as_bytes()), Ok(1));
-        assert_eq!(r.accept(ip, MODERN.as_bytes()), Ok(1));
+        assert_eq!(
+            r.accept(ip, LEGACY.as_bytes()),
+            Ok(vec!["script-src-elem".to_string()])
+        );
+        assert_eq!(r.accept(ip, LEGACY.as_bytes()).map(|d| d.len()), Ok(1));
+        assert_eq!(
+            r.accept(ip, MODERN.as_bytes()),
+            Ok(vec!["connect-src".to_string()])
+        );
         let s = r.snapshot();
         assert_eq!(s["violations"][0]["directive"], "script-src-elem");
         assert_eq!(

@@ -36,6 +36,8 @@ pub struct RewriteStats {
     pub neutralized: u32,
     /// Services with at least one element neutralized in this document.
     pub seen: ServiceSet,
+    /// Elements neutralized per service (catalog index → count).
+    pub by_service: std::collections::BTreeMap<usize, u32>,
     /// Third-party origins referenced (discovery), with their service if any.
     pub origins: crate::urlctx::Origins,
     /// Inline scripts over the buffer cap, neutralized without classification.
@@ -454,6 +456,7 @@ impl DocCtx {
             self.stats.neutralized += 1;
             for i in hits.iter() {
                 self.stats.seen.insert(i);
+                *self.stats.by_service.entry(i).or_default() += 1;
             }
             start_tag(&p.attrs, Some(&self.policy.ids(&hits)))
         };
@@ -610,6 +613,8 @@ fn on_script(
             el.set_attribute("data-consentgate-service", d.id(svc))?;
             d.stats.neutralized += 1;
             d.stats.seen.insert(svc);
+            *d.stats.by_service.entry(svc).or_default() += 1;
+            *d.stats.by_service.entry(svc).or_default() += 1;
         }
         return Ok(());
     }
@@ -698,6 +703,7 @@ fn make_inert(
         el.set_attribute("data-consentgate-service", d.id(svc))?;
         d.stats.neutralized += 1;
         d.stats.seen.insert(svc);
+        *d.stats.by_service.entry(svc).or_default() += 1;
     }
     Ok(())
 }

@@ -89,3 +89,51 @@ async fn csp_reports_are_exposed() {
     assert_eq!(v["violations"][0]["blocked"], "https://px.ads.linkedin.com");
     assert_eq!(v["violations"][0]["directive"], "img-src");
 }
+
+#[tokio::test]
+async fn metrics_reflect_traffic() {
+    let page = "<iframe src=\"https://www.youtube.com/embed/x\"></iframe><img src=\"https://www.facebook.com/tr?id=1\"><img src=\"https://www.facebook.com/tr?id=2\">";
+    let o = origin(move |_| OriginResponse::html(page)).await;
+    let g = gate(o.addr).await;
+    let a = admin(&g).await;
+    for _ in 0..3 {
+        fetch(g.addr, "/").await;
+    }
+    consent(g.addr, "action=accept-all").await;
+    assert_eq!(fetch(g.addr, "/g/collect").await.status, 204);
+    let got = admin_get(a, "/metrics", Some(TOKEN)).await;
+    assert_eq!(
+        got.header("content-type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    let text = got.text();
+    for line in [
+        "consentgate_requests_total{site=\"default\",method=\"GET\",status_class=\"2xx\"} 4",
+        "consentgate_requests_total{site=\"default\",method=\"POST\",status_class=\"3xx\"} 1",
+        "consentgate_pages_rewritten_total{site=\"default\",mode=\"blocking\"} 3",
+        "consentgate_elements_neutralized_total{site=\"default\",service=\"meta-pixel\"} 6",
+        "consentgate_elements_neutralized_total{site=\"default\",service=\"youtube\"} 3",
+        "consentgate_decisions_total{site=\"default\",method=\"accept-all\"} 1",
+        "consentgate_receipts_committed_total 1",
+        "consentgate_request_duration_seconds_count{site=\"default\",kind=\"html\"} 3",
+        "consentgate_request_duration_seconds_count{site=\"default\",kind=\"beacon\"} 1",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing `{line}` in:\n{text}"
+        );
+    }
+    // Upstream errors are counted by kind.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let g2 = gate(dead).await;
+    let a2 = admin(&g2).await;
+    assert_eq!(fetch(g2.addr, "/").await.status, 502);
+    let text = admin_get(a2, "/metrics", Some(TOKEN)).await.text();
+    assert!(
+        text.contains("consentgate_upstream_errors_total{site=\"default\",kind=\"connect\"} 1"),
+        "{text}"
+    );
+}

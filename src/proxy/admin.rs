@@ -103,6 +103,11 @@ impl Proxy {
                 _ => reply(StatusCode::OK, "text/plain", "ready\n".into()),
             },
             "/csp-reports" => json(self.reports.snapshot()),
+            "/metrics" => reply(
+                StatusCode::OK,
+                crate::metrics::CONTENT_TYPE,
+                self.metrics.render(),
+            ),
             "/discovery" => json(self.discovery.snapshot(&self.policy.catalog, 500)),
             "/receipts" => self.admin_export(query),
             "/stats" => self.admin_stats(query).await,

@@ -16,8 +16,9 @@ use crate::pipeline::BodyRewriter;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Called with what the rewrite did once the body has ended well (discovery, metrics).
-pub type OnDone = Box<dyn FnOnce(&crate::rewrite::RewriteStats) + Send>;
+/// Called once the body has ended: with what the rewrite did, or why it was cut (a reason such
+/// as `decompression_ratio`), for discovery and metrics.
+pub type OnDone = Box<dyn FnOnce(Result<&crate::rewrite::RewriteStats, &'static str>) + Send>;
 
 enum Kind {
     /// Fixed bytes produced by the proxy itself.
@@ -174,8 +175,15 @@ impl Body for ProxyBody {
                         Ok(out) if out.is_empty() => continue,
                         Ok(out) => return Poll::Ready(Some(Ok(Frame::data(Bytes::from(out))))),
                         Err(e) => {
+                            let reason = e.reason();
                             let err = fail(page, e);
-                            this.kind = Kind::Done;
+                            let kind = std::mem::replace(&mut this.kind, Kind::Done);
+                            if let Kind::Rewrite {
+                                done: Some(done), ..
+                            } = kind
+                            {
+                                done(Err(reason));
+                            }
                             return Poll::Ready(Some(Err(err)));
                         }
                     }
@@ -195,7 +203,7 @@ impl Body for ProxyBody {
                         Ok(out) => {
                             let stats = rewriter.stats();
                             if let Some(done) = done {
-                                done(&stats);
+                                done(Ok(&stats));
                             }
                             tracing::debug!(
                                 page,
@@ -208,7 +216,12 @@ impl Body for ProxyBody {
                                 Poll::Ready(Some(Ok(Frame::data(Bytes::from(out)))))
                             }
                         }
-                        Err(e) => Poll::Ready(Some(Err(fail(&page, e)))),
+                        Err(e) => {
+                            if let Some(done) = done {
+                                done(Err(e.reason()));
+                            }
+                            Poll::Ready(Some(Err(fail(&page, e))))
+                        }
                     };
                 }
             }

@@ -239,7 +239,10 @@ impl Proxy {
             Err(_) => return plain(StatusCode::PAYLOAD_TOO_LARGE, "report too large"),
         };
         match self.reports.accept(peer.ip(), &body) {
-            Ok(_) => {
+            Ok(directives) => {
+                for d in directives {
+                    self.metrics.csp_reports.inc(&[&self.site, &d]);
+                }
                 let mut r = Response::new(ProxyBody::empty());
                 *r.status_mut() = StatusCode::NO_CONTENT;
                 r
@@ -410,13 +413,21 @@ impl Proxy {
                 &meta,
             );
             match log.record(receipt).await {
-                Ok(r) => decision.receipt = Some(r.id),
+                Ok(r) => {
+                    self.metrics.receipts_committed.inc();
+                    self.metrics.decisions.inc(&[&self.site, r.method.as_str()]);
+                    decision.receipt = Some(r.id);
+                }
                 Err(e) => {
+                    self.metrics.receipt_errors.inc();
                     // No consent without proof: nothing is set, the visitor can retry.
                     tracing::error!(host, error = %e, "consent not recorded: receipt store refused");
                     return unavailable();
                 }
             }
+        }
+        if self.receipts.is_none() {
+            self.metrics.decisions.inc(&[&self.site, &action_of(&body)]);
         }
         let value = self.signer.encode(&self.policy.catalog, &decision);
         let consent = &self.config.consent;

@@ -51,6 +51,10 @@ pub struct Proxy {
     pub reports: Arc<crate::reports::CspReports>,
     /// Third-party origins the pages referenced, for the admin listener.
     pub discovery: Arc<crate::discovery::Discovery>,
+    /// Prometheus metrics, rendered by the admin listener.
+    pub metrics: Arc<crate::metrics::ProxyMetrics>,
+    /// The `site` label of this proxy's metrics.
+    site: String,
     /// The receipt write path; `None` when receipts are off.
     pub receipts: Option<Arc<crate::receipts::ReceiptLog>>,
     /// Opens a receipt store connection for reads (self-service, admin).
@@ -63,6 +67,10 @@ pub struct Proxy {
     policy_hash: [u8; 8],
     client: HttpsClient,
 }
+
+/// What kind of work a response was, for the latency histogram.
+#[derive(Debug, Clone, Copy)]
+struct ResponseKind(&'static str);
 
 /// The facts about one request that shape its response.
 struct Exchange {
@@ -144,6 +152,8 @@ impl Proxy {
                 policy,
                 reports: Arc::default(),
                 discovery: Arc::default(),
+                metrics: Arc::new(crate::metrics::ProxyMetrics::new()),
+                site: "default".to_string(),
                 receipts,
                 receipt_store,
                 languages,
@@ -182,6 +192,7 @@ impl Proxy {
             // A connection slot first: beyond the limit, clients wait in the accept queue.
             if permits.available_permits() == 0 {
                 tracing::warn!(max = limits.max_connections, "connection limit reached");
+                self.metrics.limits_hit.inc(&["max_connections"]);
             }
             let permit = tokio::select! {
                 _ = &mut shutdown => break,
@@ -212,11 +223,14 @@ impl Proxy {
                 .serve_connection_with_upgrades(TokioIo::new(stream), svc)
                 .into_owned();
             let conn = graceful.watch(conn);
+            let gauge = self.metrics.connections.clone();
+            gauge.inc();
             tokio::spawn(async move {
                 let _permit = permit;
                 if let Err(e) = conn.await {
                     tracing::debug!(%peer, error = %e, "connection ended with an error");
                 }
+                gauge.dec();
             });
         }
         drop(listener);
@@ -311,6 +325,51 @@ impl Proxy {
         d
     }
 
+    /// What happens when a rewritten body ends: discovery and metrics, or the fail-closed count.
+    fn on_rewritten(&self) -> body::OnDone {
+        let (discovery, metrics, policy, site) = (
+            self.discovery.clone(),
+            self.metrics.clone(),
+            self.policy.clone(),
+            self.site.clone(),
+        );
+        Box::new(move |outcome| match outcome {
+            Ok(stats) => {
+                discovery.record(&stats.origins);
+                for (i, n) in &stats.by_service {
+                    if let Some(svc) = policy.catalog.get(*i) {
+                        metrics.neutralized.add(&[&site, &svc.id], u64::from(*n));
+                    }
+                }
+                if stats.unclassified_scripts > 0 {
+                    metrics.limits_hit.add(
+                        &["inline_script_cap"],
+                        u64::from(stats.unclassified_scripts),
+                    );
+                }
+            }
+            Err(reason) => {
+                metrics.fail_closed.inc(&[&site, reason]);
+                if matches!(reason, "decompression_ratio" | "rewriter_memory") {
+                    metrics.limits_hit.inc(&[reason]);
+                }
+            }
+        })
+    }
+
+    /// A failed upstream request: counted by kind, answered with a 502 page.
+    fn upstream_failed(&self, e: &str) -> Response<ProxyBody> {
+        let kind = if e.contains("timed out") {
+            "timeout"
+        } else if e.contains("onnect") || e.contains("refused") || e.contains("dns") {
+            "connect"
+        } else {
+            "protocol"
+        };
+        self.metrics.upstream_errors.inc(&[&self.site, kind]);
+        bad_gateway(&self.config.upstream.url, e)
+    }
+
     /// Adds our CSP for this visitor as an additional header (an origin's own is kept: browsers
     /// enforce both), with the reporting endpoint.
     fn add_csp(&self, h: &mut http::HeaderMap, d: &Decision) {
@@ -396,8 +455,23 @@ impl Proxy {
             HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("invalid"));
         req.headers_mut().insert("x-request-id", value.clone());
         let span = tracing::info_span!("request", id = %id, method = %req.method(), path = %req.uri().path());
+        let started = std::time::Instant::now();
+        let method = crate::metrics::method_label(req.method().as_str());
         let mut resp = self.handle_inner(req, peer).instrument(span).await;
         resp.headers_mut().insert("x-request-id", value);
+        let kind = resp
+            .extensions()
+            .get::<ResponseKind>()
+            .map(|k| k.0)
+            .unwrap_or("passthrough");
+        let m = &self.metrics;
+        m.requests.inc(&[
+            &self.site,
+            method,
+            crate::metrics::status_class(resp.status().as_u16()),
+        ]);
+        m.request_duration
+            .observe_duration(&[&self.site, kind], started.elapsed());
         resp
     }
 
@@ -421,9 +495,11 @@ impl Proxy {
         if let Some(sub) = path.strip_prefix(prefix) {
             if sub.is_empty() || sub.starts_with('/') {
                 let sub = sub.to_string();
-                return self
+                let mut r = self
                     .endpoint(req, &sub, secure, &host, &visitor, peer)
                     .await;
+                r.extensions_mut().insert(ResponseKind("endpoint"));
+                return r;
             }
         }
 
@@ -435,6 +511,7 @@ impl Proxy {
                 *r.status_mut() = StatusCode::NO_CONTENT;
                 r.headers_mut()
                     .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                r.extensions_mut().insert(ResponseKind("beacon"));
                 return r;
             }
         }
@@ -457,10 +534,9 @@ impl Proxy {
                 .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
             up.headers_mut().insert(header::UPGRADE, proto.clone());
         }
-        let upstream = self.config.upstream.url.clone();
         let resp = match self.send(up).await {
             Ok(r) => r,
-            Err(e) => return bad_gateway(&upstream, &e),
+            Err(e) => return self.upstream_failed(&e),
         };
         if let Some(client) = client_upgrade {
             if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
@@ -474,7 +550,7 @@ impl Proxy {
             match retry {
                 Some(full) => match self.send(full).await {
                     Ok(r) => r,
-                    Err(e) => return bad_gateway(&upstream, &e),
+                    Err(e) => return self.upstream_failed(&e),
                 },
                 None => {
                     tracing::error!(%page, "partial HTML response to a non-GET: refused");
@@ -692,6 +768,9 @@ impl Proxy {
             .map(|v| v.to_str().unwrap_or("\u{0}"));
         let Some(coding) = Coding::from_header(ce) else {
             tracing::error!(%page, encoding = ?ce, "HTML in a content coding we cannot rewrite: refused (fail closed)");
+            self.metrics
+                .fail_closed
+                .inc(&[&self.site, "unsupported_encoding"]);
             return simple(
                 StatusCode::BAD_GATEWAY,
                 "bad gateway: unsupported content encoding",
@@ -702,6 +781,7 @@ impl Proxy {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok());
         let injection = inject.then(|| self.injection(&visitor, &blocked));
+        let blocked_any = !blocked.is_empty();
         let rewriter = match BodyRewriter::new(
             self.policy.clone(),
             blocked,
@@ -717,12 +797,16 @@ impl Proxy {
             }
         };
         parts.headers.remove(header::CONTENT_LENGTH);
+        let mode = if blocked_any {
+            "blocking"
+        } else {
+            "inject_only"
+        };
+        self.metrics.pages_rewritten.inc(&[&self.site, mode]);
+        parts.extensions.insert(ResponseKind("html"));
         Response::from_parts(
             parts,
-            ProxyBody::rewrite(body, rewriter, idle, page.to_string(), {
-                let discovery = self.discovery.clone();
-                Box::new(move |stats: &RewriteStats| discovery.record(&stats.origins))
-            }),
+            ProxyBody::rewrite(body, rewriter, idle, page.to_string(), self.on_rewritten()),
         )
     }
 }
