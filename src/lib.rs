@@ -24,4 +24,5 @@ pub mod receipts;
 pub mod reports;
 pub mod rewrite;
 pub mod scan;
+pub mod server;
 pub mod urlctx;

@@ -11,11 +11,17 @@ use tokio::net::TcpListener;
 
 use consentgate::config::{parse_upstream_url, Config};
 use consentgate::proxy::{KeySource, Proxy};
+use consentgate::server::{ConfigSource, Server};
 
 /// A streaming reverse proxy that blocks third-party widgets and trackers until the visitor
 /// consents (GDPR).
 #[derive(Parser, Debug)]
-#[command(name = "consentgate", version, about, long_about = None)]
+#[command(
+    name = "consentgate",
+    version = concat!(env!("CARGO_PKG_VERSION"), " (git ", env!("CONSENTGATE_GIT_REV"), ")"),
+    about,
+    long_about = None
+)]
 struct Cli {
     /// TOML configuration file (see config/consentgate.example.toml).
     #[arg(long, value_name = "FILE", global = false)]
@@ -26,6 +32,9 @@ struct Cli {
     /// Origin to proxy to, e.g. http://127.0.0.1:9000; overrides `upstream.url`.
     #[arg(long, value_name = "URL")]
     upstream: Option<String>,
+    /// Log format on stderr: human or json (one object per line). Level: CONSENTGATE_LOG.
+    #[arg(long, value_name = "FORMAT", default_value = "human", global = true)]
+    log_format: String,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -168,13 +177,22 @@ fn privacy_texts(cli: &Cli) -> Result<String> {
     })
 }
 
-fn init_logging() {
+fn init_logging(format: &str) -> Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_env("CONSENTGATE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        "human" => builder.init(),
+        "json" => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .init(),
+        other => anyhow::bail!("--log-format {other}: use human or json"),
+    }
+    Ok(())
 }
 
 async fn shutdown_signal() {
@@ -211,35 +229,74 @@ fn build_proxy(config: Config) -> Result<Arc<Proxy>> {
 }
 
 async fn run(cli: Cli) -> Result<()> {
-    let mut config = match &cli.config {
-        Some(path) => Config::load(path)
-            .map_err(|e| anyhow::anyhow!("invalid configuration {}:\n{e}", path.display()))?,
-        None => Config::defaults().map_err(|e| anyhow::anyhow!("{e}"))?,
+    let source = ConfigSource {
+        path: cli.config.clone(),
+        listen: cli.listen,
+        upstream: cli.upstream.clone(),
     };
-    if let Some(l) = cli.listen {
-        config.server.listen = l;
-    }
-    if let Some(u) = &cli.upstream {
-        config.upstream.url = parse_upstream_url(u).map_err(anyhow::Error::msg)?;
-    }
+    let config = source
+        .load()
+        .map_err(|e| anyhow::anyhow!("invalid configuration:\n{e}"))?;
     let listen = config.server.listen;
     let upstream = config.upstream.url.clone();
     let admin = config.admin.clone();
     let proxy = build_proxy(config)?;
+    let server = Server::new(proxy, source);
+    let reload: consentgate::proxy::Reload = {
+        let server = server.clone();
+        Arc::new(move || server.reload())
+    };
     if let Some(admin) = admin {
         let l = TcpListener::bind(admin.listen)
             .await
             .with_context(|| format!("cannot listen on {} for the admin API", admin.listen))?;
         tracing::info!(listen = %l.local_addr()?, "admin API is running");
-        tokio::spawn(proxy.clone().serve_admin(l, admin.token, shutdown_signal()));
+        tokio::spawn(consentgate::proxy::serve_admin_current(
+            server.resolver(),
+            Some(reload.clone()),
+            l,
+            admin.token,
+            shutdown_signal(),
+        ));
+    }
+    #[cfg(unix)]
+    {
+        // SIGHUP: re-read the configuration (systemctl reload).
+        let reload = reload.clone();
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            Ok(mut hup) => {
+                tokio::spawn(async move {
+                    while hup.recv().await.is_some() {
+                        tracing::info!("SIGHUP: reloading the configuration");
+                        let reload = reload.clone();
+                        let _ = tokio::task::spawn_blocking(move || reload()).await;
+                    }
+                });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot handle SIGHUP: reload via the admin API only")
+            }
+        }
     }
     let listener = TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     tracing::info!(listen = %listener.local_addr()?, %upstream, "consentgate is running");
-    proxy.start_retention();
-    proxy.clone().serve(listener, shutdown_signal()).await?;
-    proxy.drain_receipts().await;
+    {
+        // Retention follows the configuration in force.
+        let server = server.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = server.current().purge_expired().await {
+                    tracing::error!(error = %e, "receipt retention purge failed");
+                }
+                tokio::time::sleep(std::time::Duration::from_secs(6 * 3600)).await;
+            }
+        });
+    }
+    consentgate::proxy::serve_current(server.resolver(), listener, shutdown_signal()).await?;
+    server.current().drain_receipts().await;
+    tracing::info!("stopped");
     Ok(())
 }
 
@@ -361,7 +418,10 @@ fn main() -> ExitCode {
             }
         };
     }
-    init_logging();
+    if let Err(e) = init_logging(&cli.log_format) {
+        eprintln!("error: {e:#}");
+        return ExitCode::from(2);
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -129,10 +129,19 @@ fn help_and_version() {
             "{args:?}"
         );
     }
+    // `consentgate <version> (git <rev>)`: rev is 12 hex digits, `-dirty` when tracked files
+    // were modified, or `unknown` when built outside a git checkout (build.rs).
     let out = Command::new(BIN).arg("--version").output().unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        format!("consentgate {}", env!("CARGO_PKG_VERSION"))
+    let version = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let rev = version
+        .strip_prefix(&format!("consentgate {} (git ", env!("CARGO_PKG_VERSION")))
+        .and_then(|r| r.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("unexpected --version output: {version}"));
+    let hash = rev.strip_suffix("-dirty").unwrap_or(rev);
+    assert!(
+        rev == "unknown"
+            || (hash.len() == 12 && hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))),
+        "unexpected --version output: {version}"
     );
 }
 
@@ -364,4 +373,190 @@ fn policy_in_two_languages_and_formats() {
         serde_json::from_str(&run(&["records", "--format", "json"])).unwrap();
     assert_eq!(json[1]["recipient"], "Zendesk, Inc.");
     assert_eq!(json[1]["third_country_transfer"], true);
+}
+
+#[test]
+fn the_hardened_config_is_valid_with_the_admin_token_from_the_environment() {
+    let hardened = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/config/consentgate.hardened.toml"
+    );
+    let out = Command::new(BIN)
+        .arg("check-config")
+        .arg(hardened)
+        .env(
+            "CONSENTGATE_ADMIN_TOKEN",
+            "0123456789abcdef0123456789abcdef",
+        )
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The token lives only in the environment: without it the admin listener is refused, never
+    // started unprotected.
+    let out = Command::new(BIN)
+        .arg("check-config")
+        .arg(hardened)
+        .env_remove("CONSENTGATE_ADMIN_TOKEN")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("admin.token"));
+}
+
+#[test]
+fn the_systemd_unit_matches_the_hardened_config() {
+    let dir = env!("CARGO_MANIFEST_DIR");
+    let unit_text = std::fs::read_to_string(format!("{dir}/config/consentgate.service")).unwrap();
+    let config_text =
+        std::fs::read_to_string(format!("{dir}/config/consentgate.hardened.toml")).unwrap();
+
+    // `Key=Value` lines of the [Service] section (keys may repeat, e.g. SystemCallFilter).
+    let mut section = "";
+    let mut service: Vec<(&str, &str)> = Vec::new();
+    for line in unit_text.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        if line.starts_with('[') {
+            section = line;
+        } else if section == "[Service]" {
+            let (k, v) = line
+                .split_once('=')
+                .unwrap_or_else(|| panic!("bad line: {line}"));
+            service.push((k.trim(), v.trim()));
+        }
+    }
+    let get = |key: &str| -> Vec<&str> {
+        service
+            .iter()
+            .filter(|(k, _)| *k == key)
+            .map(|(_, v)| *v)
+            .collect()
+    };
+    assert_eq!(get("DynamicUser"), ["yes"]);
+    assert_eq!(get("ExecReload"), ["/bin/kill -HUP $MAINPID"]);
+    assert_eq!(get("Type"), ["simple"]);
+
+    let config: toml::Table = config_text.parse().unwrap();
+    // Secrets come from the unit's EnvironmentFile, never from the world-readable config.
+    assert!(get("EnvironmentFile")
+        .iter()
+        .any(|v| v.trim_start_matches('-') == "/etc/consentgate/env"));
+    assert!(config["consent"].get("key").is_none());
+    assert!(config["admin"].get("token").is_none());
+
+    // The config ExecStart loads lives in the unit's ConfigurationDirectory.
+    let [config_dir] = get("ConfigurationDirectory")[..] else {
+        panic!("one ConfigurationDirectory expected");
+    };
+    let [exec_start] = get("ExecStart")[..] else {
+        panic!("one ExecStart expected");
+    };
+    assert!(
+        exec_start.ends_with(&format!(" --config /etc/{config_dir}/consentgate.toml")),
+        "{exec_start}"
+    );
+
+    // systemd's SIGKILL must not cut the graceful drain short.
+    let [stop] = get("TimeoutStopSec")[..] else {
+        panic!("one TimeoutStopSec expected");
+    };
+    let stop: i64 = stop.parse().unwrap();
+    let drain = config["limits"]["shutdown_timeout_secs"]
+        .as_integer()
+        .unwrap();
+    assert!(
+        drain < stop,
+        "shutdown_timeout_secs {drain} >= TimeoutStopSec {stop}"
+    );
+
+    // Receipts go to the unit's StateDirectory, the only writable place under
+    // ProtectSystem=strict, and the unit names the same file.
+    assert_eq!(get("ProtectSystem"), ["strict"]);
+    let [state_dir] = get("StateDirectory")[..] else {
+        panic!("one StateDirectory expected");
+    };
+    assert_eq!(config["receipts"]["store"].as_str(), Some("sqlite"));
+    let receipts = config["receipts"]["path"].as_str().unwrap();
+    assert_eq!(
+        std::path::Path::new(receipts).parent(),
+        Some(std::path::Path::new(&format!("/var/lib/{state_dir}"))),
+        "receipts.path {receipts} is outside StateDirectory={state_dir}"
+    );
+    assert!(
+        unit_text.contains(receipts),
+        "the unit does not mention {receipts}"
+    );
+}
+
+#[test]
+fn sighup_reloads_and_sigterm_stops_cleanly() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let a = rt.block_on(common::origin(|_| {
+        common::OriginResponse::html("<p>from A</p>")
+    }));
+    let b = rt.block_on(common::origin(|_| {
+        common::OriginResponse::html("<p>from B</p>")
+    }));
+    let port = free_port();
+    let db = common::temp_db();
+    let cfg_for = |o: std::net::SocketAddr| {
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\n[upstream]\nurl = \"http://{o}\"\n[receipts]\npath = {:?}\n",
+            db.display().to_string()
+        )
+    };
+    let cfg = write_file("signals.toml", &cfg_for(a.addr));
+    let child = Command::new(BIN)
+        .arg("--config")
+        .arg(&cfg)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id().to_string();
+    let mut p = Running(child);
+    assert!(http_get(port, "/").contains("from A"));
+    std::fs::write(&cfg, cfg_for(b.addr)).unwrap();
+    assert!(Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !http_get(port, "/").contains("from B") {
+        assert!(
+            Instant::now() < deadline,
+            "SIGHUP did not switch the upstream"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(st) = p.0.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "SIGTERM did not stop the process"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+    let mut err = String::new();
+    p.0.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    assert!(
+        err.contains("configuration reloaded") && err.contains("stopped"),
+        "{err}"
+    );
+    drop(rt);
 }

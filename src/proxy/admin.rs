@@ -61,13 +61,7 @@ fn query_param<'a>(q: &'a str, name: &str) -> Option<std::borrow::Cow<'a, str>> 
 
 impl Proxy {
     async fn admin(&self, req: &Request<Incoming>, token: &str) -> Response<ProxyBody> {
-        let given = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or("");
-        if !same(given.trim().as_bytes(), token.as_bytes()) {
+        if !authorized(req, token) {
             let mut r = reply(
                 StatusCode::UNAUTHORIZED,
                 "text/plain",
@@ -282,32 +276,99 @@ impl Proxy {
         token: String,
         shutdown: impl Future<Output = ()>,
     ) -> std::io::Result<()> {
-        let token = Arc::new(token);
-        tokio::pin!(shutdown);
-        loop {
-            let (stream, _) = tokio::select! {
-                _ = &mut shutdown => return Ok(()),
-                r = listener.accept() => match r {
-                    Ok(x) => x,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "admin accept failed");
-                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
-            };
-            let (proxy, token) = (self.clone(), token.clone());
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |req| {
-                    let (proxy, token) = (proxy.clone(), token.clone());
-                    async move { Ok::<_, Infallible>(proxy.admin(&req, &token).await) }
-                });
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await;
-            });
-        }
+        let me = self.clone();
+        serve_admin_current(
+            Arc::new(move || me.clone()),
+            None,
+            listener,
+            token,
+            shutdown,
+        )
+        .await
     }
+}
+
+/// Reloads the configuration; `Ok` describes what is now in force, `Err` lists the problems
+/// (the old configuration stays).
+pub type Reload = Arc<dyn Fn() -> Result<String, String> + Send + Sync>;
+
+/// The admin accept loop for the current proxy; `POST /reload` when a reload hook is given.
+pub async fn serve_admin_current(
+    current: super::Current,
+    reload: Option<Reload>,
+    listener: TcpListener,
+    token: String,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let token = Arc::new(token);
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, _) = tokio::select! {
+            _ = &mut shutdown => return Ok(()),
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(error = %e, "admin accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let (current, token, reload) = (current.clone(), token.clone(), reload.clone());
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let (proxy, token, reload) = (current(), token.clone(), reload.clone());
+                async move {
+                    let is_reload = req.uri().path() == "/reload";
+                    let authorized = authorized(&req, &token);
+                    let r = match (is_reload, reload) {
+                        (true, Some(reload)) if authorized => {
+                            if req.method() != http::Method::POST {
+                                reply(
+                                    StatusCode::METHOD_NOT_ALLOWED,
+                                    "text/plain",
+                                    "POST only\n".into(),
+                                )
+                            } else {
+                                match tokio::task::spawn_blocking(move || reload()).await {
+                                    Ok(Ok(msg)) => {
+                                        reply(StatusCode::OK, "text/plain", format!("{msg}\n"))
+                                    }
+                                    Ok(Err(errors)) => reply(
+                                        StatusCode::UNPROCESSABLE_ENTITY,
+                                        "text/plain",
+                                        format!(
+                                            "configuration refused, the old one stays:\n{errors}\n"
+                                        ),
+                                    ),
+                                    Err(_) => reply(
+                                        StatusCode::INTERNAL_SERVER_ERROR,
+                                        "text/plain",
+                                        "reload failed\n".into(),
+                                    ),
+                                }
+                            }
+                        }
+                        _ => proxy.admin(&req, &token).await,
+                    };
+                    Ok::<_, Infallible>(r)
+                }
+            });
+            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
+        });
+    }
+}
+
+fn authorized(req: &Request<Incoming>, token: &str) -> bool {
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    same(given.trim().as_bytes(), token.as_bytes())
 }
 
 #[cfg(test)]

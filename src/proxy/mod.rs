@@ -8,6 +8,7 @@
 //!    passes through untouched.
 
 mod admin;
+pub use admin::{serve_admin_current, Reload};
 mod assets;
 mod body;
 mod endpoints;
@@ -107,6 +108,14 @@ pub enum KeySource {
 impl Proxy {
     /// Builds the proxy; the key comes from the config, else `CONSENTGATE_KEY`, else is random.
     pub fn new(config: Config) -> Result<(Proxy, KeySource), String> {
+        Proxy::new_with_receipts(config, None)
+    }
+
+    /// As `new`, reusing a running receipt log (`Some(None)`: receipts were off).
+    fn new_with_receipts(
+        config: Config,
+        reuse: Option<Option<Arc<crate::receipts::ReceiptLog>>>,
+    ) -> Result<(Proxy, KeySource), String> {
         let (signer, source) = match (&config.consent.key, std::env::var("CONSENTGATE_KEY")) {
             (Some(k), _) => (CookieSigner::new(k.as_bytes()), KeySource::Config),
             (None, Ok(k)) if !k.is_empty() => {
@@ -143,9 +152,12 @@ impl Proxy {
 
         let client = http_client(&config.upstream)?;
         let receipt_store = receipt_opener(&config.receipts.store);
-        let receipts = receipt_store
-            .clone()
-            .map(|o| Arc::new(crate::receipts::ReceiptLog::start(o, config.receipts.queue)));
+        let receipts = match reuse {
+            Some(log) => log,
+            None => receipt_store
+                .clone()
+                .map(|o| Arc::new(crate::receipts::ReceiptLog::start(o, config.receipts.queue))),
+        };
         Ok((
             Proxy {
                 config,
@@ -173,76 +185,27 @@ impl Proxy {
         listener: TcpListener,
         shutdown: impl Future<Output = ()>,
     ) -> std::io::Result<()> {
-        let limits = self.config.limits.clone();
-        let permits = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
-        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-        let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-        builder
-            .http1()
-            .timer(hyper_util::rt::TokioTimer::new())
-            .header_read_timeout(limits.header_read_timeout)
-            .max_headers(limits.max_headers)
-            .max_buf_size(limits.max_header_bytes);
-        builder
-            .http2()
-            .timer(hyper_util::rt::TokioTimer::new())
-            .max_header_list_size(limits.max_header_bytes.min(u32::MAX as usize) as u32);
-        tokio::pin!(shutdown);
-        loop {
-            // A connection slot first: beyond the limit, clients wait in the accept queue.
-            if permits.available_permits() == 0 {
-                tracing::warn!(max = limits.max_connections, "connection limit reached");
-                self.metrics.limits_hit.inc(&["max_connections"]);
-            }
-            let permit = tokio::select! {
-                _ = &mut shutdown => break,
-                p = permits.clone().acquire_owned() => match p {
-                    Ok(p) => p,
-                    Err(_) => break,
-                },
-            };
-            let (stream, peer) = tokio::select! {
-                _ = &mut shutdown => break,
-                r = listener.accept() => match r {
-                    Ok(x) => x,
-                    Err(e) => {
-                        // EMFILE and friends: back off instead of spinning.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
-            };
-            let _ = stream.set_nodelay(true);
-            let proxy = self.clone();
-            let svc = hyper::service::service_fn(move |req| {
-                let proxy = proxy.clone();
-                async move { Ok::<_, Infallible>(proxy.handle(req, peer).await) }
-            });
-            let conn = builder
-                .serve_connection_with_upgrades(TokioIo::new(stream), svc)
-                .into_owned();
-            let conn = graceful.watch(conn);
-            let gauge = self.metrics.connections.clone();
-            gauge.inc();
-            tokio::spawn(async move {
-                let _permit = permit;
-                if let Err(e) = conn.await {
-                    tracing::debug!(%peer, error = %e, "connection ended with an error");
-                }
-                gauge.dec();
-            });
+        let me = self.clone();
+        serve_current(Arc::new(move || me.clone()), listener, shutdown).await
+    }
+
+    /// A proxy for a new configuration that keeps this one's running state: metrics, discovery,
+    /// CSP reports, and the receipt write path when the store is unchanged (so no receipt is
+    /// lost or written twice across a reload).
+    pub fn reconfigured(&self, config: Config) -> Result<Proxy, String> {
+        let same_store = config.receipts.store == self.config.receipts.store;
+        let random_key = config.consent.key.is_none()
+            && std::env::var("CONSENTGATE_KEY").map_or(true, |k| k.is_empty());
+        let (mut next, _) =
+            Proxy::new_with_receipts(config, same_store.then(|| self.receipts.clone()))?;
+        if random_key {
+            // A generated key lives as long as the process: visitors keep their decisions.
+            next.signer = self.signer.clone().with_version(next.signer.version());
         }
-        drop(listener);
-        let open = graceful.count();
-        tracing::info!(open, "no longer accepting; draining connections");
-        tokio::select! {
-            _ = graceful.shutdown() => tracing::info!("all connections drained"),
-            _ = tokio::time::sleep(limits.shutdown_timeout) => {
-                tracing::warn!(timeout = ?limits.shutdown_timeout, "shutdown timeout: remaining connections cut");
-            }
-        }
-        Ok(())
+        next.metrics = self.metrics.clone();
+        next.discovery = self.discovery.clone();
+        next.reports = self.reports.clone();
+        Ok(next)
     }
 
     /// Deletes receipts older than the retention period; the purge is logged.
@@ -809,6 +772,89 @@ impl Proxy {
             ProxyBody::rewrite(body, rewriter, idle, page.to_string(), self.on_rewritten()),
         )
     }
+}
+
+/// Where each request finds the proxy that serves it: a fixed one, or the current one of a
+/// reloadable server (requests already running keep the one they started with).
+pub type Current = Arc<dyn Fn() -> Arc<Proxy> + Send + Sync>;
+
+/// The accept loop: connection limit, header limits, upgrades, graceful drain. Limits are read
+/// once, at start (changing them takes a restart).
+pub async fn serve_current(
+    current: Current,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let limits = current().config.limits.clone();
+    let permits = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_headers(limits.max_headers)
+        .max_buf_size(limits.max_header_bytes);
+    builder
+        .http2()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .max_header_list_size(limits.max_header_bytes.min(u32::MAX as usize) as u32);
+    tokio::pin!(shutdown);
+    loop {
+        // A connection slot first: beyond the limit, clients wait in the accept queue.
+        if permits.available_permits() == 0 {
+            tracing::warn!(max = limits.max_connections, "connection limit reached");
+            current().metrics.limits_hit.inc(&["max_connections"]);
+        }
+        let permit = tokio::select! {
+            _ = &mut shutdown => break,
+            p = permits.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
+        let (stream, peer) = tokio::select! {
+            _ = &mut shutdown => break,
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let resolve = current.clone();
+        let svc = hyper::service::service_fn(move |req| {
+            let proxy = resolve();
+            async move { Ok::<_, Infallible>(proxy.handle(req, peer).await) }
+        });
+        let conn = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), svc)
+            .into_owned();
+        let conn = graceful.watch(conn);
+        let gauge = current().metrics.connections.clone();
+        gauge.inc();
+        tokio::spawn(async move {
+            let _permit = permit;
+            if let Err(e) = conn.await {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+            gauge.dec();
+        });
+    }
+    drop(listener);
+    let open = graceful.count();
+    tracing::info!(open, "no longer accepting; draining connections");
+    tokio::select! {
+        _ = graceful.shutdown() => tracing::info!("all connections drained"),
+        _ = tokio::time::sleep(limits.shutdown_timeout) => {
+            tracing::warn!(timeout = ?limits.shutdown_timeout, "shutdown timeout: remaining connections cut");
+        }
+    }
+    Ok(())
 }
 
 /// Opens the configured receipt store (each caller gets its own connection).

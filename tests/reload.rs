@@ -1,0 +1,195 @@
+//! Hot reload over real TCP: the configuration is swapped under load without losing a request;
+//! an invalid configuration is refused and the old one keeps serving; `POST /reload` on the
+//! admin listener does the same; metrics and receipts carry over.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::Request;
+use http_body_util::{BodyExt, Full};
+
+use common::*;
+use consentgate::proxy::{serve_admin_current, serve_current, Proxy, Reload};
+use consentgate::server::{ConfigSource, Server};
+
+fn config_text(upstream: std::net::SocketAddr, db: &std::path::Path) -> String {
+    format!(
+        "[upstream]\nurl = \"http://{upstream}\"\n[consent]\nkey = \"{KEY}\"\n[receipts]\npath = {:?}\n",
+        db.display().to_string()
+    )
+}
+
+struct Running {
+    server: Arc<Server>,
+    addr: std::net::SocketAddr,
+    cfg: std::path::PathBuf,
+    db: std::path::PathBuf,
+}
+
+async fn start(origin: std::net::SocketAddr) -> Running {
+    let db = temp_db();
+    std::fs::create_dir_all(db.parent().unwrap()).unwrap();
+    let cfg = db.with_file_name("consentgate.toml");
+    std::fs::write(&cfg, config_text(origin, &db)).unwrap();
+    let source = ConfigSource {
+        path: Some(cfg.clone()),
+        ..ConfigSource::default()
+    };
+    let (proxy, _) = Proxy::new(source.load().unwrap()).unwrap();
+    let server = Server::new(Arc::new(proxy), source);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(serve_current(
+        server.resolver(),
+        listener,
+        std::future::pending(),
+    ));
+    Running {
+        server,
+        addr,
+        cfg,
+        db,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_under_load_loses_no_request() {
+    let a = origin(|_| OriginResponse::html("<p>A</p>")).await;
+    let b = origin(|_| OriginResponse::html("<p>B</p>")).await;
+    let r = start(a.addr).await;
+    let ok = Arc::new(AtomicUsize::new(0));
+    let failed = Arc::new(AtomicUsize::new(0));
+    let mut clients = Vec::new();
+    for _ in 0..4 {
+        let (addr, ok, failed) = (r.addr, ok.clone(), failed.clone());
+        clients.push(tokio::spawn(async move {
+            // One keep-alive connection per client, many requests each.
+            let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let (mut sender, conn) =
+                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                    .await
+                    .unwrap();
+            tokio::spawn(conn);
+            let mut seen_b = false;
+            for _ in 0..150 {
+                let req = get(addr, "/").body(Full::<Bytes>::default()).unwrap();
+                match sender.send_request(req).await {
+                    Ok(resp) if resp.status() == 200 => {
+                        let body = resp.into_body().collect().await.unwrap().to_bytes();
+                        seen_b |= body.as_ref() == b"<p>B</p>";
+                        ok.fetch_add(1, Ordering::SeqCst);
+                    }
+                    _ => {
+                        failed.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+            }
+            seen_b
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    std::fs::write(&r.cfg, config_text(b.addr, &r.db)).unwrap();
+    let server = r.server.clone();
+    let msg = tokio::task::spawn_blocking(move || server.reload())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(msg.contains(&b.addr.to_string()), "{msg}");
+    let mut all_saw_b = true;
+    for c in clients {
+        all_saw_b &= c.await.unwrap();
+    }
+    assert_eq!(
+        failed.load(Ordering::SeqCst),
+        0,
+        "requests lost during the reload"
+    );
+    assert_eq!(ok.load(Ordering::SeqCst), 600);
+    assert!(
+        all_saw_b,
+        "even keep-alive connections move to the new configuration"
+    );
+    assert_eq!(fetch(r.addr, "/").await.text(), "<p>B</p>");
+    // Metrics carried over: every request of both configurations is counted.
+    let text = r.server.current().metrics.render();
+    assert!(
+        text.contains(
+            "consentgate_requests_total{site=\"default\",method=\"GET\",status_class=\"2xx\"} 601"
+        ),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn an_invalid_configuration_is_refused_and_the_old_one_serves() {
+    let a = origin(|_| OriginResponse::html("<p>A</p>")).await;
+    let r = start(a.addr).await;
+    std::fs::write(
+        &r.cfg,
+        "[upstream]\nurl = \"ftp://nope\"\n[consent]\nmax_age_days = 0\n",
+    )
+    .unwrap();
+    let server = r.server.clone();
+    let err = tokio::task::spawn_blocking(move || server.reload())
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(
+        err.contains("upstream.url") && err.contains("consent.max_age_days"),
+        "{err}"
+    );
+    assert_eq!(fetch(r.addr, "/").await.text(), "<p>A</p>");
+}
+
+#[tokio::test]
+async fn admin_post_reload_and_decisions_survive_it() {
+    let a = origin(|_| {
+        OriginResponse::html("<iframe src=\"https://www.youtube.com/embed/x\"></iframe>")
+    })
+    .await;
+    let b = origin(|_| {
+        OriginResponse::html("<iframe src=\"https://www.youtube.com/embed/y\"></iframe>")
+    })
+    .await;
+    let r = start(a.addr).await;
+    let token = "admin-token-for-reload-tests-0123";
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let admin = l.local_addr().unwrap();
+    let server = r.server.clone();
+    let reload: Reload = Arc::new(move || server.reload());
+    tokio::spawn(serve_admin_current(
+        r.server.resolver(),
+        Some(reload),
+        l,
+        token.into(),
+        std::future::pending(),
+    ));
+    let cookie = consent(r.addr, "action=accept-all").await;
+
+    std::fs::write(&r.cfg, config_text(b.addr, &r.db)).unwrap();
+    let post = |auth: Option<&str>| {
+        let mut b = Request::post("/reload").header("host", "admin");
+        if let Some(t) = auth {
+            b = b.header("authorization", format!("Bearer {t}"));
+        }
+        b.body(Full::<Bytes>::default()).unwrap()
+    };
+    assert_eq!(send(admin, post(None)).await.status, 401);
+    let got = send(admin, post(Some(token))).await;
+    assert_eq!(got.status, 200, "{}", got.text());
+    // New origin, and the visitor's decision still holds (same key, same policy).
+    let page = fetch_with_cookie(r.addr, "/", &cookie).await.text();
+    assert!(
+        page.contains("embed/y") && !page.contains("data-consentgate-service"),
+        "{page}"
+    );
+    // Invalid: 422 with the problems.
+    std::fs::write(&r.cfg, "[csp]\nmode = \"strict\"\n").unwrap();
+    let got = send(admin, post(Some(token))).await;
+    assert_eq!(got.status, 422);
+    assert!(got.text().contains("csp.mode"));
+}
