@@ -71,8 +71,35 @@ struct RawRewrite {
 
 const SECTIONS: &[&str] = &[
     "server", "upstream", "consent", "rewrite", "services", "texts", "beacons", "csp", "admin",
-    "receipts", "privacy", "limits",
+    "receipts", "privacy", "limits", "tls",
 ];
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    listen: Option<String>,
+    redirect_listen: Option<String>,
+    #[serde(default)]
+    certs: Vec<RawCert>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCert {
+    cert: String,
+    key: String,
+    #[serde(default)]
+    hosts: Vec<String>,
+}
+
+/// TLS termination.
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    pub listen: SocketAddr,
+    /// A plain-HTTP listener that redirects everything to HTTPS.
+    pub redirect_listen: Option<SocketAddr>,
+    pub certs: Vec<crate::tls::CertSpec>,
+}
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -246,6 +273,8 @@ pub struct Config {
     /// Controller and DPO for the privacy statement.
     pub privacy: crate::privacy::PrivacyConfig,
     pub limits: Limits,
+    /// `None`: plain HTTP only.
+    pub tls: Option<TlsConfig>,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -593,6 +622,53 @@ impl Config {
             dpo: raw_privacy.dpo.filter(|s| !s.trim().is_empty()),
         };
 
+        let tls = match table.get("tls") {
+            None => None,
+            Some(_) => {
+                let raw: RawTls = section(&table, "tls", &mut errors);
+                let addr = |v: Option<String>, key: &str, errors: &mut Vec<ConfigError>| {
+                    v.and_then(|l| {
+                        l.parse::<SocketAddr>()
+                            .map_err(|e| {
+                                errors.push(ConfigError::new(
+                                    format!("tls.{key}"),
+                                    format!("`{l}` is not an address:port ({e})"),
+                                ))
+                            })
+                            .ok()
+                    })
+                };
+                let listen = addr(
+                    raw.listen.or(Some("0.0.0.0:443".into())),
+                    "listen",
+                    &mut errors,
+                );
+                let redirect_listen = addr(raw.redirect_listen, "redirect_listen", &mut errors);
+                let mut certs = Vec::new();
+                if raw.certs.is_empty() {
+                    errors.push(ConfigError::new(
+                        "tls.certs",
+                        "add at least one [[tls.certs]] with cert, key and hosts",
+                    ));
+                }
+                for (i, c) in raw.certs.into_iter().enumerate() {
+                    let spec = crate::tls::CertSpec {
+                        cert_file: c.cert,
+                        key_file: c.key,
+                        hosts: c.hosts,
+                    };
+                    if let Err(e) = crate::tls::load_certified_key(&spec) {
+                        errors.push(ConfigError::new(format!("tls.certs[{i}]"), e));
+                    }
+                    certs.push(spec);
+                }
+                listen.map(|listen| TlsConfig {
+                    listen,
+                    redirect_listen,
+                    certs,
+                })
+            }
+        };
         let raw_limits: RawLimits = section(&table, "limits", &mut errors);
         let d = Limits::default();
         let mut positive = |v: Option<u64>, key: &str, default: u64| -> u64 {
@@ -826,6 +902,7 @@ impl Config {
             receipts,
             privacy,
             limits: resource_limits,
+            tls,
         })
     }
 

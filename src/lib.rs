@@ -25,4 +25,5 @@ pub mod reports;
 pub mod rewrite;
 pub mod scan;
 pub mod server;
+pub mod tls;
 pub mod urlctx;

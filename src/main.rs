@@ -240,8 +240,34 @@ async fn run(cli: Cli) -> Result<()> {
     let listen = config.server.listen;
     let upstream = config.upstream.url.clone();
     let admin = config.admin.clone();
+    let tls = config.tls.clone();
     let proxy = build_proxy(config)?;
     let server = Server::new(proxy, source);
+    if let Some(tls) = tls {
+        // Certificates load at start; replacing them takes a restart.
+        let acceptor = consentgate::tls::acceptor(&tls.certs).map_err(anyhow::Error::msg)?;
+        let l = TcpListener::bind(tls.listen)
+            .await
+            .with_context(|| format!("cannot listen on {} for TLS", tls.listen))?;
+        tracing::info!(listen = %l.local_addr()?, certificates = tls.certs.len(), "TLS listener is running");
+        tokio::spawn(consentgate::proxy::serve_tls(
+            server.resolver(),
+            l,
+            acceptor,
+            shutdown_signal(),
+        ));
+        if let Some(r) = tls.redirect_listen {
+            let l = TcpListener::bind(r)
+                .await
+                .with_context(|| format!("cannot listen on {r} for HTTP→HTTPS redirects"))?;
+            tracing::info!(listen = %l.local_addr()?, "redirecting plain HTTP to HTTPS");
+            tokio::spawn(consentgate::proxy::serve_redirect(
+                l,
+                tls.listen.port(),
+                shutdown_signal(),
+            ));
+        }
+    }
     let reload: consentgate::proxy::Reload = {
         let server = server.clone();
         Arc::new(move || server.reload())

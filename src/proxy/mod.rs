@@ -446,11 +446,12 @@ impl Proxy {
             .map(str::to_string)
             .or_else(|| req.uri().authority().map(|a| a.to_string()))
             .unwrap_or_default();
-        let secure = req
-            .headers()
-            .get("x-forwarded-proto")
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.trim().eq_ignore_ascii_case("https"));
+        let secure = req.extensions().get::<ArrivedOverTls>().is_some()
+            || req
+                .headers()
+                .get("x-forwarded-proto")
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("https"));
         let visitor = self.visitor(&req);
 
         let prefix = self.config.consent.endpoint_prefix.as_str();
@@ -594,11 +595,14 @@ impl Proxy {
         if let Ok(v) = HeaderValue::from_str(&host_value) {
             h.insert(header::HOST, v);
         }
-        let proto = if h
-            .get("x-forwarded-proto")
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.eq_ignore_ascii_case("https"))
-            && self.config.server.trust_forwarded_headers
+        let over_tls = parts.extensions.get::<ArrivedOverTls>().is_some();
+        let h = &mut parts.headers;
+        let proto = if over_tls
+            || (h
+                .get("x-forwarded-proto")
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.eq_ignore_ascii_case("https"))
+                && self.config.server.trust_forwarded_headers)
         {
             "https"
         } else {
@@ -778,11 +782,35 @@ impl Proxy {
 /// reloadable server (requests already running keep the one they started with).
 pub type Current = Arc<dyn Fn() -> Arc<Proxy> + Send + Sync>;
 
-/// The accept loop: connection limit, header limits, upgrades, graceful drain. Limits are read
-/// once, at start (changing them takes a restart).
+/// Marks requests that arrived over our own TLS listener.
+#[derive(Debug, Clone, Copy)]
+pub struct ArrivedOverTls;
+
+/// The accept loop for plain HTTP (HTTP/1.1, and HTTP/2 with prior knowledge).
 pub async fn serve_current(
     current: Current,
     listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    serve_loop(current, listener, None, shutdown).await
+}
+
+/// The accept loop for TLS (ALPN h2 and http/1.1, certificate by SNI).
+pub async fn serve_tls(
+    current: Current,
+    listener: TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    serve_loop(current, listener, Some(acceptor), shutdown).await
+}
+
+/// Connection limit, TLS handshake, header limits, upgrades, graceful drain. Limits are read
+/// once, at start (changing them takes a restart).
+async fn serve_loop(
+    current: Current,
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let limits = current().config.limits.clone();
@@ -799,6 +827,7 @@ pub async fn serve_current(
         .http2()
         .timer(hyper_util::rt::TokioTimer::new())
         .max_header_list_size(limits.max_header_bytes.min(u32::MAX as usize) as u32);
+    let builder = Arc::new(builder);
     tokio::pin!(shutdown);
     loop {
         // A connection slot first: beyond the limit, clients wait in the accept queue.
@@ -827,19 +856,41 @@ pub async fn serve_current(
         };
         let _ = stream.set_nodelay(true);
         let resolve = current.clone();
-        let svc = hyper::service::service_fn(move |req| {
+        let over_tls = tls.is_some();
+        let svc = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+            if over_tls {
+                req.extensions_mut().insert(ArrivedOverTls);
+            }
             let proxy = resolve();
             async move { Ok::<_, Infallible>(proxy.handle(req, peer).await) }
         });
-        let conn = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), svc)
-            .into_owned();
-        let conn = graceful.watch(conn);
+        let watcher = graceful.watcher();
         let gauge = current().metrics.connections.clone();
+        let (builder, tls, handshake) = (builder.clone(), tls.clone(), limits.header_read_timeout);
         gauge.inc();
         tokio::spawn(async move {
             let _permit = permit;
-            if let Err(e) = conn.await {
+            let result = match tls {
+                None => {
+                    let conn = builder
+                        .serve_connection_with_upgrades(TokioIo::new(stream), svc)
+                        .into_owned();
+                    watcher.watch(conn).await
+                }
+                Some(acceptor) => {
+                    match tokio::time::timeout(handshake, acceptor.accept(stream)).await {
+                        Ok(Ok(tls_stream)) => {
+                            let conn = builder
+                                .serve_connection_with_upgrades(TokioIo::new(tls_stream), svc)
+                                .into_owned();
+                            watcher.watch(conn).await
+                        }
+                        Ok(Err(e)) => Err(format!("TLS handshake: {e}").into()),
+                        Err(_) => Err("TLS handshake timed out".into()),
+                    }
+                }
+            };
+            if let Err(e) = result {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
             gauge.dec();
@@ -855,6 +906,63 @@ pub async fn serve_current(
         }
     }
     Ok(())
+}
+
+/// A plain-HTTP listener that sends every request to the same URL over HTTPS (308, so methods
+/// and bodies are kept). `https_port` is omitted from the URL when it is 443.
+pub async fn serve_redirect(
+    listener: TcpListener,
+    https_port: u16,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, _) = tokio::select! {
+            _ = &mut shutdown => return Ok(()),
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(_) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(move |req: Request<Incoming>| async move {
+                let host = req
+                    .headers()
+                    .get(header::HOST)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|h| url::Url::parse(&format!("http://{h}")).ok())
+                    .and_then(|u| u.host_str().map(str::to_string));
+                let r = match host {
+                    Some(h) => {
+                        let port = if https_port == 443 {
+                            String::new()
+                        } else {
+                            format!(":{https_port}")
+                        };
+                        let pq = req
+                            .uri()
+                            .path_and_query()
+                            .map(|p| p.as_str())
+                            .unwrap_or("/");
+                        let mut r = Response::new(ProxyBody::empty());
+                        *r.status_mut() = StatusCode::PERMANENT_REDIRECT;
+                        if let Ok(v) = HeaderValue::from_str(&format!("https://{h}{port}{pq}")) {
+                            r.headers_mut().insert(header::LOCATION, v);
+                        }
+                        r
+                    }
+                    None => simple(StatusCode::BAD_REQUEST, "400 Bad Request: no Host"),
+                };
+                Ok::<_, Infallible>(r)
+            });
+            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
+        });
+    }
 }
 
 /// Opens the configured receipt store (each caller gets its own connection).

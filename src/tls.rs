@@ -1,0 +1,114 @@
+//! TLS termination: certificates per host name, chosen by SNI (exact names first, then `*.`
+//! wildcards, then the first certificate as the default), ALPN h2 and http/1.1, rustls'
+//! safe defaults (TLS 1.2 and 1.3 only).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+
+/// One certificate as configured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertSpec {
+    pub cert_file: String,
+    pub key_file: String,
+    /// Host names it serves: exact, or `*.domain` for one level of subdomains.
+    pub hosts: Vec<String>,
+}
+
+/// Loads a certificate chain and its key, checking that they belong together.
+pub fn load_certified_key(spec: &CertSpec) -> Result<CertifiedKey, String> {
+    let certs = CertificateDer::pem_file_iter(&spec.cert_file)
+        .map_err(|e| format!("`{}`: cannot read certificates: {e}", spec.cert_file))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("`{}`: invalid PEM: {e}", spec.cert_file))?;
+    if certs.is_empty() {
+        return Err(format!(
+            "`{}` contains no CERTIFICATE block",
+            spec.cert_file
+        ));
+    }
+    let key = PrivateKeyDer::from_pem_file(&spec.key_file).map_err(|e| {
+        format!(
+            "`{}`: no usable private key (PKCS#8, PKCS#1 or SEC1 PEM expected): {e}",
+            spec.key_file
+        )
+    })?;
+    let provider = rustls::crypto::ring::default_provider();
+    CertifiedKey::from_der(certs, key, &provider).map_err(|e| {
+        format!(
+            "`{}` and `{}` do not form a usable pair: {e}",
+            spec.cert_file, spec.key_file
+        )
+    })
+}
+
+/// SNI → certificate.
+#[derive(Debug)]
+pub struct SniResolver {
+    exact: HashMap<String, Arc<CertifiedKey>>,
+    wildcard: HashMap<String, Arc<CertifiedKey>>,
+    default: Arc<CertifiedKey>,
+}
+
+impl SniResolver {
+    pub fn new(specs: &[CertSpec]) -> Result<SniResolver, String> {
+        let mut exact = HashMap::new();
+        let mut wildcard = HashMap::new();
+        let mut default = None;
+        for spec in specs {
+            let key = Arc::new(load_certified_key(spec)?);
+            default.get_or_insert_with(|| key.clone());
+            for h in &spec.hosts {
+                let h = h.trim().trim_end_matches('.').to_ascii_lowercase();
+                match h.strip_prefix("*.") {
+                    Some(domain) => wildcard.insert(domain.to_string(), key.clone()),
+                    None => exact.insert(h, key.clone()),
+                };
+            }
+        }
+        Ok(SniResolver {
+            exact,
+            wildcard,
+            default: default.ok_or("tls.certs is empty")?,
+        })
+    }
+
+    pub fn pick(&self, sni: Option<&str>) -> Arc<CertifiedKey> {
+        let Some(name) = sni.map(|n| n.trim_end_matches('.').to_ascii_lowercase()) else {
+            return self.default.clone();
+        };
+        if let Some(k) = self.exact.get(&name) {
+            return k.clone();
+        }
+        if let Some((_, parent)) = name.split_once('.') {
+            if let Some(k) = self.wildcard.get(parent) {
+                return k.clone();
+            }
+        }
+        self.default.clone()
+    }
+}
+
+impl ResolvesServerCert for SniResolver {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.pick(hello.server_name()))
+    }
+}
+
+/// The acceptor for the TLS listener.
+pub fn acceptor(specs: &[CertSpec]) -> Result<tokio_rustls::TlsAcceptor, String> {
+    let resolver = SniResolver::new(specs)?;
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| format!("TLS setup: {e}"))?
+    .with_no_client_auth()
+    .with_cert_resolver(Arc::new(resolver));
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
