@@ -476,17 +476,6 @@ async fn compressed_pages_are_decoded_rewritten_and_reencoded() {
     }
 }
 
-trait WithBody {
-    fn with_body(self, b: Vec<u8>) -> Self;
-}
-
-impl WithBody for OriginResponse {
-    fn with_body(mut self, b: Vec<u8>) -> Self {
-        self.body = OriginBody::Full(b);
-        self
-    }
-}
-
 #[tokio::test]
 async fn broken_gzip_aborts_the_response() {
     let mut body = compress(
@@ -503,17 +492,11 @@ async fn broken_gzip_aborts_the_response() {
     let g = gate(o.addr).await;
     // Either the head never completes or the body ends in an error: never a response that
     // looks complete.
-    let stream = tokio::net::TcpStream::connect(g.addr).await.unwrap();
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .unwrap();
-    tokio::spawn(conn);
     let req = get(g.addr, "/")
         .header("accept-encoding", "gzip")
         .body(Full::<Bytes>::default())
         .unwrap();
-    match sender.send_request(req).await {
+    match try_send(g.addr, req).await {
         Err(_) => {}
         Ok(resp) => assert!(
             resp.into_body().collect().await.is_err(),

@@ -55,6 +55,11 @@ impl OriginResponse {
         self
     }
 
+    pub fn with_body(mut self, b: Vec<u8>) -> Self {
+        self.body = OriginBody::Full(b);
+        self
+    }
+
     pub fn status(mut self, s: u16) -> Self {
         self.status = s;
         self
@@ -221,7 +226,12 @@ pub async fn send(addr: SocketAddr, req: Request<Full<Bytes>>) -> Got {
     }
 }
 
-pub async fn send_streaming(addr: SocketAddr, req: Request<Full<Bytes>>) -> Response<Incoming> {
+/// Sends one request on a fresh HTTP/1.1 connection; the error is the caller's to judge (a
+/// response aborted before its head is complete).
+pub async fn try_send(
+    addr: SocketAddr,
+    req: Request<Full<Bytes>>,
+) -> Result<Response<Incoming>, hyper::Error> {
     let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
@@ -230,7 +240,10 @@ pub async fn send_streaming(addr: SocketAddr, req: Request<Full<Bytes>>) -> Resp
     tokio::time::timeout(Duration::from_secs(10), sender.send_request(req))
         .await
         .expect("response in time")
-        .expect("response")
+}
+
+pub async fn send_streaming(addr: SocketAddr, req: Request<Full<Bytes>>) -> Response<Incoming> {
+    try_send(addr, req).await.expect("response")
 }
 
 pub fn get(addr: SocketAddr, path: &str) -> http::request::Builder {
