@@ -30,6 +30,29 @@ pub const DIRECTIVES: &[&str] = &[
     "object-src",
 ];
 
+/// Each catalog service's CSP source expressions (by catalog index), derived once per
+/// configuration rather than per response.
+#[derive(Debug, Clone, Default)]
+pub struct ServiceSources(Vec<Vec<String>>);
+
+impl ServiceSources {
+    pub fn new(catalog: &Catalog) -> Self {
+        ServiceSources(
+            catalog
+                .services()
+                .iter()
+                .map(|svc| {
+                    svc.hosts
+                        .iter()
+                        .filter_map(|h| HostPattern::parse(h).ok())
+                        .flat_map(|p| sources_for(&p))
+                        .collect()
+                })
+                .collect(),
+        )
+    }
+}
+
 /// Per-site CSP settings, compiled once.
 #[derive(Debug, Clone)]
 pub struct CspConfig {
@@ -53,19 +76,14 @@ impl CspConfig {
 
     /// The policy for a visitor: defaults a working site needs, the allowlist, and the hosts of
     /// the services the visitor consented to.
-    pub fn policy(&self, catalog: &Catalog, d: &Decision) -> String {
-        let mut consented: Vec<String> = Vec::new();
-        for (i, svc) in catalog.services().iter().enumerate() {
-            if !d.allows(catalog, i) {
-                continue;
-            }
-            for h in &svc.hosts {
-                if let Ok(p) = HostPattern::parse(h) {
-                    consented.extend(sources_for(&p));
-                }
+    pub fn policy(&self, catalog: &Catalog, services: &ServiceSources, d: &Decision) -> String {
+        let mut consented: Vec<&str> = Vec::new();
+        for (i, sources) in services.0.iter().enumerate() {
+            if d.allows(catalog, i) {
+                consented.extend(sources.iter().map(String::as_str));
             }
         }
-        consented.sort();
+        consented.sort_unstable();
         consented.dedup();
         let mut out = String::new();
         for &dir in DIRECTIVES {
@@ -81,7 +99,7 @@ impl CspConfig {
             }
             if dir != "object-src" {
                 sources.extend(self.allow.iter().map(String::as_str));
-                sources.extend(consented.iter().map(String::as_str));
+                sources.extend(consented.iter().copied());
             }
             if let Some(extra) = self.directives.get(dir) {
                 if dir == "object-src" && !extra.is_empty() {
@@ -149,7 +167,7 @@ mod tests {
     #[test]
     fn undecided_policy_allows_no_service() {
         let c = Catalog::builtin().unwrap();
-        let p = cfg(CspMode::Enforce).policy(&c, &Decision::undecided());
+        let p = cfg(CspMode::Enforce).policy(&c, &ServiceSources::new(&c), &Decision::undecided());
         assert!(p.starts_with("script-src 'self' 'unsafe-inline' https://cdn.example.org 'unsafe-eval'; connect-src 'self' https://cdn.example.org;"), "{p}");
         assert!(p.contains("object-src 'none';"));
         assert!(p.ends_with("report-uri /__consent/csp-report; report-to consentgate-csp"));
@@ -165,7 +183,7 @@ mod tests {
         };
         d.granted.insert(c.index_of("zendesk-chat").unwrap());
         d.granted.insert(c.index_of("meta-pixel").unwrap());
-        let p = cfg(CspMode::ReportOnly).policy(&c, &d);
+        let p = cfg(CspMode::ReportOnly).policy(&c, &ServiceSources::new(&c), &d);
         let connect = p
             .split("; ")
             .find(|d| d.starts_with("connect-src"))

@@ -303,16 +303,8 @@ pub async fn serve_admin_current(
     let token = Arc::new(token);
     tokio::pin!(shutdown);
     loop {
-        let (stream, _) = tokio::select! {
-            _ = &mut shutdown => return Ok(()),
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::warn!(error = %e, "admin accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
+        let Some((stream, _)) = super::accept_until(&listener, &mut shutdown, "admin").await else {
+            return Ok(());
         };
         let (current, token, reload) = (current.clone(), token.clone(), reload.clone());
         tokio::spawn(async move {

@@ -56,6 +56,8 @@ pub struct Proxy {
     pub metrics: Arc<crate::metrics::ProxyMetrics>,
     /// The `site` label of this proxy's metrics.
     site: String,
+    /// The CSP sources of each service, derived once from the catalog.
+    csp_sources: crate::csp::ServiceSources,
     /// The receipt write path; `None` when receipts are off.
     pub receipts: Option<Arc<crate::receipts::ReceiptLog>>,
     /// Opens a receipt store connection for reads (self-service, admin).
@@ -151,6 +153,7 @@ impl Proxy {
         let languages = Arc::new(config.languages.clone());
 
         let client = http_client(&config.upstream)?;
+        let csp_sources = crate::csp::ServiceSources::new(&config.catalog);
         let receipt_store = receipt_opener(&config.receipts.store);
         let receipts = match reuse {
             Some(log) => log,
@@ -166,6 +169,7 @@ impl Proxy {
                 discovery: Arc::default(),
                 metrics: Arc::new(crate::metrics::ProxyMetrics::new()),
                 site: "default".to_string(),
+                csp_sources,
                 receipts,
                 receipt_store,
                 languages,
@@ -340,7 +344,9 @@ impl Proxy {
         let Some(name) = csp.header_name() else {
             return;
         };
-        if let Ok(v) = HeaderValue::from_str(&csp.policy(&self.policy.catalog, d)) {
+        if let Ok(v) =
+            HeaderValue::from_str(&csp.policy(&self.policy.catalog, &self.csp_sources, d))
+        {
             h.append(name, v);
         }
         if let Some(path) = &csp.report_path {
@@ -782,6 +788,27 @@ impl Proxy {
 /// reloadable server (requests already running keep the one they started with).
 pub type Current = Arc<dyn Fn() -> Arc<Proxy> + Send + Sync>;
 
+/// The next connection, or `None` once `shutdown` resolves. Accept errors (EMFILE and friends)
+/// are logged and retried after a short back-off instead of spinning.
+pub(crate) async fn accept_until(
+    listener: &TcpListener,
+    shutdown: &mut (impl Future<Output = ()> + Unpin),
+    what: &str,
+) -> Option<(tokio::net::TcpStream, SocketAddr)> {
+    loop {
+        tokio::select! {
+            _ = &mut *shutdown => return None,
+            r = listener.accept() => match r {
+                Ok(x) => return Some(x),
+                Err(e) => {
+                    tracing::warn!(listener = what, error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            },
+        }
+    }
+}
+
 /// Marks requests that arrived over our own TLS listener.
 #[derive(Debug, Clone, Copy)]
 pub struct ArrivedOverTls;
@@ -842,17 +869,8 @@ async fn serve_loop(
                 Err(_) => break,
             },
         };
-        let (stream, peer) = tokio::select! {
-            _ = &mut shutdown => break,
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
+        let Some((stream, peer)) = accept_until(&listener, &mut shutdown, "proxy").await else {
+            break;
         };
         let _ = stream.set_nodelay(true);
         let resolve = current.clone();
@@ -917,15 +935,8 @@ pub async fn serve_redirect(
 ) -> std::io::Result<()> {
     tokio::pin!(shutdown);
     loop {
-        let (stream, _) = tokio::select! {
-            _ = &mut shutdown => return Ok(()),
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(_) => {
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
+        let Some((stream, _)) = accept_until(&listener, &mut shutdown, "redirect").await else {
+            return Ok(());
         };
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(move |req: Request<Incoming>| async move {
