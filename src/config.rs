@@ -21,11 +21,23 @@ struct RawServer {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawUpstream {
-    url: Option<String>,
+    url: Option<OneOrMany>,
     host_header: Option<String>,
     connect_timeout_ms: Option<u64>,
     read_timeout_ms: Option<u64>,
     ca_file: Option<String>,
+    fail_timeout_secs: Option<u64>,
+    protocol: Option<String>,
+    pool_idle_timeout_secs: Option<u64>,
+    pool_max_idle_per_host: Option<usize>,
+}
+
+/// `url = "http://a"` or `url = ["http://a", "http://b"]`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -71,8 +83,16 @@ struct RawRewrite {
 
 const SECTIONS: &[&str] = &[
     "server", "upstream", "consent", "rewrite", "services", "texts", "beacons", "csp", "admin",
-    "receipts", "privacy", "limits", "tls",
+    "receipts", "privacy", "limits", "tls", "site",
 ];
+
+/// The sections a `[[site]]` may set for itself; the rest are process-wide.
+const SITE_SECTIONS: &[&str] = &[
+    "upstream", "consent", "rewrite", "services", "texts", "beacons", "csp", "privacy",
+];
+
+/// The keys of a `[[site]]` besides its sections.
+const SITE_KEYS: &[&str] = &["name", "hosts", "default", "tls"];
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -223,15 +243,43 @@ pub struct ServerConfig {
     pub trust_forwarded_headers: bool,
 }
 
+/// The protocol spoken to the origin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamProtocol {
+    /// HTTP/1.1 only (the default; needed for WebSocket and other upgrades).
+    Http1,
+    /// HTTP/2 only: prior knowledge on http, ALPN h2 on https.
+    Http2,
+    /// ALPN picks h2 or HTTP/1.1 on https; HTTP/1.1 on plain http.
+    Auto,
+}
+
 #[derive(Debug, Clone)]
 pub struct UpstreamConfig {
+    /// The origin's (first) address.
     pub url: url::Url,
+    /// Further addresses of the same origin, balanced round-robin with `url`.
+    pub others: Vec<url::Url>,
+    /// How long an address that refused or failed a connection is left out.
+    pub fail_timeout: Duration,
+    pub protocol: UpstreamProtocol,
+    /// Idle keep-alive connections are closed after this long.
+    pub pool_idle_timeout: Duration,
+    /// Idle keep-alive connections kept per address at most.
+    pub pool_max_idle_per_host: usize,
     pub host_header: HostHeader,
     pub connect_timeout: Duration,
     /// Time allowed for the response head, and between two body chunks.
     pub read_timeout: Duration,
     /// Extra trust anchors for an https upstream (an internal CA), besides the public roots.
     pub ca_certs: Vec<rustls::pki_types::CertificateDer<'static>>,
+}
+
+impl UpstreamConfig {
+    /// Every address, `url` first.
+    pub fn urls(&self) -> impl Iterator<Item = &url::Url> {
+        std::iter::once(&self.url).chain(&self.others)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -275,6 +323,23 @@ pub struct Config {
     pub limits: Limits,
     /// `None`: plain HTTP only.
     pub tls: Option<TlsConfig>,
+    /// The `[[site]]` blocks; empty when the file has none, and the top level is the one site.
+    pub sites: Vec<Site>,
+}
+
+/// One site of a multi-site configuration: the host names it serves and its own configuration
+/// (the top level's site sections with the block's own applied over them).
+#[derive(Debug, Clone)]
+pub struct Site {
+    /// Unique; the `site` label of metrics and the name in logs.
+    pub name: String,
+    /// Exact host names and `*.domain` patterns (any subdomain depth), lower case, no port.
+    pub hosts: Vec<String>,
+    /// Serves requests whose Host matches no site.
+    pub default: bool,
+    pub config: Config,
+    /// The site's certificate (`tls = { cert, key }`), for its hosts.
+    pub cert: Option<crate::tls::CertSpec>,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -315,6 +380,47 @@ impl Config {
                 )]))
             }
         };
+        let mut config = Config::from_table(&table);
+        let sites = match table.get("site") {
+            None => Ok(Vec::new()),
+            Some(v) => sites(&table, v, config.as_ref().err().map_or(&[][..], |e| &e[..])),
+        };
+        let errors: Vec<ConfigError> = match (&mut config, sites) {
+            (Ok(c), Ok(sites)) => {
+                c.adopt_site_certificates(&sites);
+                c.sites = sites;
+                Vec::new()
+            }
+            (Ok(_), Err(e)) => e,
+            (Err(e), Ok(_)) => std::mem::take(e),
+            (Err(e), Err(mut s)) => {
+                let mut all = std::mem::take(e);
+                all.append(&mut s);
+                all
+            }
+        };
+        let mut errors = errors;
+        if let Ok(Config { tls: Some(t), .. }) = &config {
+            if t.certs.is_empty() {
+                errors.push(ConfigError::new(
+                    "tls.certs",
+                    "add at least one [[tls.certs]] with cert, key and hosts, or `tls` to a [[site]]",
+                ));
+            }
+        }
+        if errors.is_empty() {
+            return config.map_err(ConfigErrors);
+        }
+        for e in &mut errors {
+            e.line = e.line.or_else(|| line_of(&doc, text, &e.path));
+        }
+        Err(ConfigErrors(errors))
+    }
+
+    /// Validates one parsed document (the top level, or a site merged with it); errors carry
+    /// key paths but no lines yet.
+    fn from_table(table: &toml::Table) -> Result<Config, Vec<ConfigError>> {
+        let table = table.clone();
         let mut errors = Vec::new();
         for key in table.keys() {
             if !SECTIONS.contains(&key.as_str()) {
@@ -338,12 +444,47 @@ impl Config {
             SocketAddr::from(([127, 0, 0, 1], 8080))
         });
 
-        let url_text = upstream.url.as_deref().unwrap_or(DEFAULT_UPSTREAM);
-        let url = match parse_upstream_url(url_text) {
-            Ok(u) => u,
-            Err(msg) => {
-                errors.push(ConfigError::new("upstream.url", msg));
-                url::Url::parse(DEFAULT_UPSTREAM).unwrap_or_else(|_| unreachable!())
+        let url_texts = match upstream.url {
+            None => vec![(String::from("upstream.url"), DEFAULT_UPSTREAM.to_string())],
+            Some(OneOrMany::One(u)) => vec![("upstream.url".into(), u)],
+            Some(OneOrMany::Many(list)) => {
+                if list.is_empty() {
+                    errors.push(ConfigError::new(
+                        "upstream.url",
+                        "list at least one address of the origin",
+                    ));
+                }
+                list.into_iter()
+                    .enumerate()
+                    .map(|(i, u)| (format!("upstream.url[{i}]"), u))
+                    .collect()
+            }
+        };
+        let mut urls = Vec::new();
+        for (key, text) in &url_texts {
+            match parse_upstream_url(text) {
+                Ok(u) if urls.contains(&u) => {
+                    errors.push(ConfigError::new(key, format!("`{text}` is listed twice")))
+                }
+                Ok(u) => urls.push(u),
+                Err(msg) => errors.push(ConfigError::new(key, msg)),
+            }
+        }
+        let mut urls = urls.into_iter();
+        let url = urls
+            .next()
+            .unwrap_or_else(|| url::Url::parse(DEFAULT_UPSTREAM).unwrap_or_else(|_| unreachable!()));
+        let others: Vec<url::Url> = urls.collect();
+        let protocol = match upstream.protocol.as_deref() {
+            None | Some("http1") => UpstreamProtocol::Http1,
+            Some("http2") => UpstreamProtocol::Http2,
+            Some("auto") => UpstreamProtocol::Auto,
+            Some(other) => {
+                errors.push(ConfigError::new(
+                    "upstream.protocol",
+                    format!("`{other}`: use \"http1\", \"http2\" or \"auto\""),
+                ));
+                UpstreamProtocol::Http1
             }
         };
         let host_header = match upstream.host_header.as_deref() {
@@ -360,12 +501,18 @@ impl Config {
                 HostHeader::Client
             }
         };
-        let ms = |v: Option<u64>, default: u64, key: &str, errors: &mut Vec<ConfigError>| {
+        let at_least_1 = |v: Option<u64>, default: u64, key: &str, errors: &mut Vec<ConfigError>| {
             let v = v.unwrap_or(default);
             if v == 0 {
                 errors.push(ConfigError::new(key, "must be greater than 0"));
             }
-            Duration::from_millis(v.max(1))
+            v.max(1)
+        };
+        let ms = |v, default, key: &str, errors: &mut Vec<ConfigError>| {
+            Duration::from_millis(at_least_1(v, default, key, errors))
+        };
+        let secs = |v, default, key: &str, errors: &mut Vec<ConfigError>| {
+            Duration::from_secs(at_least_1(v, default, key, errors))
         };
         let connect_timeout = ms(
             upstream.connect_timeout_ms,
@@ -379,6 +526,19 @@ impl Config {
             "upstream.read_timeout_ms",
             &mut errors,
         );
+        let fail_timeout = secs(
+            upstream.fail_timeout_secs,
+            10,
+            "upstream.fail_timeout_secs",
+            &mut errors,
+        );
+        let pool_idle_timeout = secs(
+            upstream.pool_idle_timeout_secs,
+            60,
+            "upstream.pool_idle_timeout_secs",
+            &mut errors,
+        );
+        let pool_max_idle_per_host = upstream.pool_max_idle_per_host.unwrap_or(64);
 
         let ca_certs = match &upstream.ca_file {
             None => Vec::new(),
@@ -644,13 +804,8 @@ impl Config {
                     &mut errors,
                 );
                 let redirect_listen = addr(raw.redirect_listen, "redirect_listen", &mut errors);
+                // No certificate at all is reported by `parse`, once sites added theirs.
                 let mut certs = Vec::new();
-                if raw.certs.is_empty() {
-                    errors.push(ConfigError::new(
-                        "tls.certs",
-                        "add at least one [[tls.certs]] with cert, key and hosts",
-                    ));
-                }
                 for (i, c) in raw.certs.into_iter().enumerate() {
                     let spec = crate::tls::CertSpec {
                         cert_file: c.cert,
@@ -865,10 +1020,7 @@ impl Config {
         });
 
         let Some(languages) = languages.filter(|_| errors.is_empty()) else {
-            for e in &mut errors {
-                e.line = e.line.or_else(|| line_of(&doc, text, &e.path));
-            }
-            return Err(ConfigErrors(errors));
+            return Err(errors);
         };
         Ok(Config {
             server: ServerConfig {
@@ -877,6 +1029,11 @@ impl Config {
             },
             upstream: UpstreamConfig {
                 url,
+                others,
+                fail_timeout,
+                protocol,
+                pool_idle_timeout,
+                pool_max_idle_per_host,
                 host_header,
                 connect_timeout,
                 read_timeout,
@@ -903,6 +1060,7 @@ impl Config {
             privacy,
             limits: resource_limits,
             tls,
+            sites: Vec::new(),
         })
     }
 
@@ -954,6 +1112,297 @@ fn located(prefix: &str, e: serde_path_to_error::Error<toml::de::Error>) -> Conf
         format!("{prefix}.{inner}")
     };
     ConfigError::new(path, e.into_inner().message().to_string())
+}
+
+impl Config {
+    /// Site certificates join `[tls]` (a listener on 0.0.0.0:443 when there is no `[tls]`).
+    fn adopt_site_certificates(&mut self, sites: &[Site]) {
+        for site in sites {
+            let Some(cert) = &site.cert else { continue };
+            let tls = self.tls.get_or_insert_with(|| TlsConfig {
+                listen: SocketAddr::from(([0, 0, 0, 0], 443)),
+                redirect_listen: None,
+                certs: Vec::new(),
+            });
+            tls.certs.push(cert.clone());
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSiteTls {
+    cert: String,
+    key: String,
+}
+
+/// The `[[site]]` blocks. Each is validated as the top level with its own sections merged over
+/// the top level's; a problem in a site's own keys is reported under `site[i].`, one inherited
+/// from the top level only once (`top` holds what the top level already reported).
+fn sites(
+    top_table: &toml::Table,
+    value: &toml::Value,
+    top: &[ConfigError],
+) -> Result<Vec<Site>, Vec<ConfigError>> {
+    let mut errors = Vec::new();
+    let Some(blocks) = value.as_array().filter(|a| a.iter().all(|v| v.is_table())) else {
+        return Err(vec![ConfigError::new(
+            "site",
+            "must be an array of tables: [[site]]",
+        )]);
+    };
+    let mut out = Vec::new();
+    let mut names = std::collections::HashSet::new();
+    let mut hosts_seen: std::collections::HashMap<String, usize> = Default::default();
+    let mut default_site = None;
+    for (i, block) in blocks.iter().enumerate() {
+        let at = format!("site[{i}]");
+        let Some(block) = block.as_table() else {
+            continue;
+        };
+        for key in block.keys() {
+            if SITE_SECTIONS.contains(&key.as_str()) || SITE_KEYS.contains(&key.as_str()) {
+                continue;
+            }
+            let why = if SECTIONS.contains(&key.as_str()) {
+                "is process-wide: set it at the top level, not per site".to_string()
+            } else {
+                format!(
+                    "unknown key; a site has {} and the sections {}",
+                    SITE_KEYS.join(", "),
+                    SITE_SECTIONS.join(", ")
+                )
+            };
+            errors.push(ConfigError::new(format!("{at}.{key}"), why));
+        }
+        let name = match block.get("name").map(|v| v.as_str()) {
+            Some(Some(n))
+                if !n.is_empty()
+                    && n.len() <= 64
+                    && n
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) =>
+            {
+                n.to_string()
+            }
+            None => {
+                errors.push(ConfigError::new(
+                    format!("{at}.name"),
+                    "every site needs a name (A-Z a-z 0-9 - _ ., for logs and metrics)",
+                ));
+                format!("site{i}")
+            }
+            Some(_) => {
+                errors.push(ConfigError::new(
+                    format!("{at}.name"),
+                    "must be 1 to 64 characters of A-Z a-z 0-9 - _ .",
+                ));
+                format!("site{i}")
+            }
+        };
+        if !names.insert(name.clone()) {
+            errors.push(ConfigError::new(
+                format!("{at}.name"),
+                format!("`{name}` names two sites"),
+            ));
+        }
+        let default = match block.get("default") {
+            None => false,
+            Some(toml::Value::Boolean(b)) => *b,
+            Some(_) => {
+                errors.push(ConfigError::new(format!("{at}.default"), "must be true or false"));
+                false
+            }
+        };
+        if default {
+            if let Some(first) = default_site.replace(i) {
+                errors.push(ConfigError::new(
+                    format!("{at}.default"),
+                    format!("site[{first}] is already the default; only one site can be"),
+                ));
+            }
+        }
+        let mut hosts = Vec::new();
+        match block.get("hosts") {
+            None if default => {}
+            None => errors.push(ConfigError::new(
+                format!("{at}.hosts"),
+                "list the host names this site serves (or make it the default site)",
+            )),
+            Some(toml::Value::Array(list)) => {
+                for (j, h) in list.iter().enumerate() {
+                    let key = format!("{at}.hosts[{j}]");
+                    match h.as_str().map(host_pattern) {
+                        Some(Ok(p)) => {
+                            if let Some(other) = hosts_seen.insert(p.clone(), i) {
+                                errors.push(ConfigError::new(
+                                    key,
+                                    format!("`{p}` is also a host of site[{other}]"),
+                                ));
+                            }
+                            hosts.push(p);
+                        }
+                        Some(Err(msg)) => errors.push(ConfigError::new(key, msg)),
+                        None => errors.push(ConfigError::new(key, "must be a string")),
+                    }
+                }
+                if list.is_empty() && !default {
+                    errors.push(ConfigError::new(
+                        format!("{at}.hosts"),
+                        "list at least one host name (or make it the default site)",
+                    ));
+                }
+            }
+            Some(_) => errors.push(ConfigError::new(
+                format!("{at}.hosts"),
+                "must be an array of host names",
+            )),
+        }
+        let cert = match block.get("tls") {
+            None => None,
+            Some(v) => match serde_path_to_error::deserialize::<_, RawSiteTls>(v.clone()) {
+                Err(e) => {
+                    errors.push(located(&format!("{at}.tls"), e));
+                    None
+                }
+                Ok(t) => {
+                    let spec = crate::tls::CertSpec {
+                        cert_file: t.cert,
+                        key_file: t.key,
+                        hosts: hosts.clone(),
+                    };
+                    if let Err(e) = crate::tls::load_certified_key(&spec) {
+                        errors.push(ConfigError::new(format!("{at}.tls"), e));
+                    }
+                    Some(spec)
+                }
+            },
+        };
+        let merged = merge_site(top_table, block);
+        match Config::from_table(&merged) {
+            Ok(config) => out.push(Site {
+                name,
+                hosts,
+                default,
+                config,
+                cert,
+            }),
+            Err(site_errors) => {
+                for e in site_errors {
+                    if top.iter().any(|t| t.path == e.path && t.message == e.message) {
+                        continue;
+                    }
+                    if set_by(block, &e.path) {
+                        errors.push(ConfigError::new(format!("{at}.{}", e.path), e.message));
+                    } else {
+                        errors.push(ConfigError::new(
+                            at.clone(),
+                            format!("{} (inherited from the top level): {}", e.path, e.message),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
+}
+
+/// A site's host pattern, normalized: `example.com` or `*.example.com`.
+fn host_pattern(h: &str) -> Result<String, String> {
+    let p = h.trim().trim_end_matches('.').to_ascii_lowercase();
+    let name = p.strip_prefix("*.").unwrap_or(&p);
+    let ok = !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        });
+    if ok {
+        Ok(p)
+    } else {
+        Err(format!(
+            "`{h}` is not a host name or `*.domain` pattern (no scheme, port or path; IDNs in punycode)"
+        ))
+    }
+}
+
+/// The top level with a site's sections applied over it: tables merge key by key, other
+/// values replace; a site's `[[services]]` replace the top level's of the same id. TLS stays
+/// with the top level (certificates load once).
+fn merge_site(top: &toml::Table, site: &toml::Table) -> toml::Table {
+    fn merge(into: &mut toml::Table, from: &toml::Table) {
+        for (k, v) in from {
+            match (into.get_mut(k), v) {
+                (Some(toml::Value::Table(a)), toml::Value::Table(b)) => merge(a, b),
+                _ => {
+                    into.insert(k.clone(), v.clone());
+                }
+            }
+        }
+    }
+    let mut out = top.clone();
+    out.remove("site");
+    out.remove("tls");
+    for key in SITE_SECTIONS {
+        let Some(v) = site.get(*key) else { continue };
+        match (*key, out.get_mut(*key), v) {
+            ("services", Some(toml::Value::Array(inherited)), toml::Value::Array(own)) => {
+                let id = |v: &toml::Value| v.get("id").and_then(|x| x.as_str()).map(str::to_string);
+                let own_ids: Vec<_> = own.iter().filter_map(id).collect();
+                // The site's own first, so `services[j]` in an error is the site's j-th.
+                let mut list = own.clone();
+                list.extend(
+                    inherited
+                        .iter()
+                        .filter(|s| id(s).is_none_or(|i| !own_ids.contains(&i)))
+                        .cloned(),
+                );
+                *inherited = list;
+            }
+            (_, Some(toml::Value::Table(a)), toml::Value::Table(b)) => merge(a, b),
+            _ => {
+                out.insert(key.to_string(), v.clone());
+            }
+        }
+    }
+    out
+}
+
+/// Whether the key path an error names (`upstream.url[1]`, `services[0].hosts`) exists in a
+/// site's own block.
+fn set_by(block: &toml::Table, path: &str) -> bool {
+    let mut item = None::<&toml::Value>;
+    for seg in path.split('.') {
+        let (key, index) = match seg.find('[') {
+            Some(i) => (
+                &seg[..i],
+                seg[i + 1..].trim_end_matches(']').parse::<usize>().ok(),
+            ),
+            None => (seg, None),
+        };
+        let next = match item {
+            None => block.get(key),
+            Some(v) => v.get(key),
+        };
+        let Some(mut next) = next else {
+            return false;
+        };
+        if let Some(i) = index {
+            match next.get(i) {
+                Some(x) => next = x,
+                None => return false,
+            }
+        }
+        item = Some(next);
+    }
+    item.is_some()
 }
 
 fn section<T: DeserializeOwned + Default>(

@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
 
 use consentgate::config::{parse_upstream_url, Config};
-use consentgate::proxy::{KeySource, Proxy};
+use consentgate::proxy::{KeySource, Proxy, Sites};
 use consentgate::server::{ConfigSource, Server};
 
 /// A streaming reverse proxy that blocks third-party widgets and trackers until the visitor
@@ -217,15 +217,18 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
-fn build_proxy(config: Config) -> Result<Arc<Proxy>> {
-    let (proxy, key) = Proxy::new(config).map_err(anyhow::Error::msg)?;
+fn build_sites(config: Config) -> Result<Arc<Sites>> {
+    let (sites, key) = Sites::new(config).map_err(anyhow::Error::msg)?;
     if key == KeySource::Random {
         tracing::warn!(
             "NO SIGNING KEY CONFIGURED: using a random key. Consent cookies will be invalid after \
              a restart and differ between instances. Set consent.key or CONSENTGATE_KEY."
         );
     }
-    Ok(Arc::new(proxy))
+    for (name, proxy) in sites.iter() {
+        tracing::info!(site = name, upstream = %proxy.config.upstream.url, addresses = proxy.config.upstream.urls().count(), "site");
+    }
+    Ok(Arc::new(sites))
 }
 
 async fn run(cli: Cli) -> Result<()> {
@@ -241,8 +244,8 @@ async fn run(cli: Cli) -> Result<()> {
     let upstream = config.upstream.url.clone();
     let admin = config.admin.clone();
     let tls = config.tls.clone();
-    let proxy = build_proxy(config)?;
-    let server = Server::new(proxy, source);
+    let sites = build_sites(config)?;
+    let server = Server::new(sites, source);
     if let Some(tls) = tls {
         // Certificates load at start; replacing them takes a restart.
         let acceptor = consentgate::tls::acceptor(&tls.certs).map_err(anyhow::Error::msg)?;
@@ -313,7 +316,7 @@ async fn run(cli: Cli) -> Result<()> {
         let server = server.clone();
         tokio::spawn(async move {
             loop {
-                if let Err(e) = server.current().purge_expired().await {
+                if let Err(e) = server.current().primary().purge_expired().await {
                     tracing::error!(error = %e, "receipt retention purge failed");
                 }
                 tokio::time::sleep(std::time::Duration::from_secs(6 * 3600)).await;
@@ -321,7 +324,7 @@ async fn run(cli: Cli) -> Result<()> {
         });
     }
     consentgate::proxy::serve_current(server.resolver(), listener, shutdown_signal()).await?;
-    server.current().drain_receipts().await;
+    server.current().primary().drain_receipts().await;
     tracing::info!("stopped");
     Ok(())
 }

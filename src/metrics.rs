@@ -956,6 +956,9 @@ pub struct ProxyMetrics {
     /// `consentgate_upstream_errors_total{site, kind}`, kind `connect` | `timeout` | `protocol` |
     /// `body`.
     pub upstream_errors: Arc<CounterVec>,
+    /// `consentgate_upstream_ejections_total{site, upstream}`: an origin address left out
+    /// after a failed connection (passive health).
+    pub upstream_ejections: Arc<CounterVec>,
     /// `consentgate_limits_hit_total{limit}`: `header_read_timeout`, `max_connections`,
     /// `inline_script_cap`, `decompression_ratio`, `body_size`, `rewriter_memory`, ...
     pub limits_hit: Arc<CounterVec>,
@@ -1017,6 +1020,11 @@ impl ProxyMetrics {
                 "consentgate_upstream_errors_total",
                 "Upstream failures, by site and kind (connect, timeout, protocol, body).",
                 &["site", "kind"],
+            ),
+            upstream_ejections: r.counter_vec(
+                "consentgate_upstream_ejections_total",
+                "Origin addresses left out after a failed connection, by site and address.",
+                &["site", "upstream"],
             ),
             limits_hit: r.counter_vec(
                 "consentgate_limits_hit_total",
@@ -1685,6 +1693,8 @@ test_seconds_count{kind=\"b\"} 1
         m.neutralized.add(&["example.com", "google-analytics"], 3);
         m.decisions.inc(&["example.com", "accept_all"]);
         m.upstream_errors.inc(&["example.com", "timeout"]);
+        m.upstream_ejections
+            .inc(&["example.com", "http://10.0.0.1:8080/"]);
         m.limits_hit.inc(&["body_size"]);
         m.fail_closed.inc(&["example.com", "rewriter_error"]);
         m.connections.inc();
@@ -1720,6 +1730,7 @@ test_seconds_count{kind=\"b\"} 1
                 "consentgate_receipts_committed_total",
                 "consentgate_request_duration_seconds",
                 "consentgate_requests_total",
+                "consentgate_upstream_ejections_total",
                 "consentgate_upstream_errors_total",
             ]
         );
@@ -1733,7 +1744,8 @@ test_seconds_count{kind=\"b\"} 1
         assert!(text.contains("consentgate_open_connections 1\n"));
         assert_eq!(
             samples.iter().filter(|s| s.name == OVERFLOW_METRIC).count(),
-            9
+            10,
+            "one overflow row per labelled family"
         );
     }
 

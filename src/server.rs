@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
 use crate::config::{parse_upstream_url, Config};
-use crate::proxy::{Current, Proxy};
+use crate::proxy::{Current, Sites};
 
 /// Where the configuration comes from: a file (re-read on reload) and command-line overrides.
 #[derive(Debug, Clone, Default)]
@@ -34,20 +34,20 @@ impl ConfigSource {
 }
 
 pub struct Server {
-    current: RwLock<Arc<Proxy>>,
+    current: RwLock<Arc<Sites>>,
     source: ConfigSource,
 }
 
 impl Server {
-    pub fn new(proxy: Arc<Proxy>, source: ConfigSource) -> Arc<Server> {
+    pub fn new(sites: Arc<Sites>, source: ConfigSource) -> Arc<Server> {
         Arc::new(Server {
-            current: RwLock::new(proxy),
+            current: RwLock::new(sites),
             source,
         })
     }
 
-    /// The proxy in force.
-    pub fn current(&self) -> Arc<Proxy> {
+    /// The sites in force.
+    pub fn current(&self) -> Arc<Sites> {
         self.current
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -68,18 +68,31 @@ impl Server {
             e
         })?;
         let old = self.current();
-        if config.server.listen != old.config.server.listen || config.limits != old.config.limits {
-            tracing::warn!("server.listen and [limits] changes take effect at the next restart");
+        let was = &old.primary().config;
+        if config.server.listen != was.server.listen
+            || config.limits != was.limits
+            || config.tls.as_ref().map(|t| (t.listen, &t.certs))
+                != was.tls.as_ref().map(|t| (t.listen, &t.certs))
+        {
+            tracing::warn!(
+                "server.listen, [limits] and TLS certificate changes take effect at the next restart"
+            );
         }
         let next = old.reconfigured(config).map_err(|e| {
             tracing::error!(error = %e, "reload refused, the old configuration stays");
             e
         })?;
-        let msg = format!(
-            "configuration reloaded: upstream {}, {} services",
-            next.config.upstream.url,
-            next.policy.catalog.len()
-        );
+        let msg = match next.len() {
+            1 => format!(
+                "configuration reloaded: upstream {}, {} services",
+                next.primary().config.upstream.url,
+                next.primary().policy.catalog.len()
+            ),
+            n => format!(
+                "configuration reloaded: {n} sites ({})",
+                next.iter().map(|(name, _)| name).collect::<Vec<_>>().join(", ")
+            ),
+        };
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(next);
         tracing::info!("{msg}");
         Ok(msg)

@@ -13,7 +13,7 @@ use http::Request;
 use http_body_util::{BodyExt, Full};
 
 use common::*;
-use consentgate::proxy::{serve_admin_current, serve_current, Proxy, Reload};
+use consentgate::proxy::{serve_admin_current, serve_current, Reload, Sites};
 use consentgate::server::{ConfigSource, Server};
 
 fn config_text(upstream: std::net::SocketAddr, db: &std::path::Path) -> String {
@@ -39,8 +39,8 @@ async fn start(origin: std::net::SocketAddr) -> Running {
         path: Some(cfg.clone()),
         ..ConfigSource::default()
     };
-    let (proxy, _) = Proxy::new(source.load().unwrap()).unwrap();
-    let server = Server::new(Arc::new(proxy), source);
+    let (sites, _) = Sites::new(source.load().unwrap()).unwrap();
+    let server = Server::new(Arc::new(sites), source);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(serve_current(
@@ -115,7 +115,7 @@ async fn reload_under_load_loses_no_request() {
     );
     assert_eq!(fetch(r.addr, "/").await.text(), "<p>B</p>");
     // Metrics carried over: every request of both configurations is counted.
-    let text = r.server.current().metrics.render();
+    let text = r.server.current().primary().metrics.render();
     assert!(
         text.contains(
             "consentgate_requests_total{site=\"default\",method=\"GET\",status_class=\"2xx\"} 601"

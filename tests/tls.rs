@@ -64,13 +64,12 @@ fn tls_config(p: &Pki, upstream: std::net::SocketAddr) -> Config {
 
 async fn start_tls(config: Config) -> std::net::SocketAddr {
     let acceptor = consentgate::tls::acceptor(&config.tls.as_ref().unwrap().certs).unwrap();
-    let (proxy, _) = consentgate::proxy::Proxy::new(config).unwrap();
-    let proxy = Arc::new(proxy);
+    let (sites, _) = consentgate::proxy::Sites::new(config).unwrap();
+    let sites = Arc::new(sites);
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
-    let p = proxy.clone();
     tokio::spawn(consentgate::proxy::serve_tls(
-        Arc::new(move || p.clone()),
+        Arc::new(move || sites.clone()),
         l,
         acceptor,
         std::future::pending(),

@@ -277,8 +277,9 @@ impl Proxy {
         shutdown: impl Future<Output = ()>,
     ) -> std::io::Result<()> {
         let me = self.clone();
+        let sites = Arc::new(super::Sites::single(me));
         serve_admin_current(
-            Arc::new(move || me.clone()),
+            Arc::new(move || sites.clone()),
             None,
             listener,
             token,
@@ -309,7 +310,7 @@ pub async fn serve_admin_current(
         let (current, token, reload) = (current.clone(), token.clone(), reload.clone());
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
-                let (proxy, token, reload) = (current(), token.clone(), reload.clone());
+                let (sites, token, reload) = (current(), token.clone(), reload.clone());
                 async move {
                     let is_reload = req.uri().path() == "/reload";
                     let authorized = authorized(&req, &token);
@@ -341,7 +342,7 @@ pub async fn serve_admin_current(
                                 }
                             }
                         }
-                        _ => proxy.admin(&req, &token).await,
+                        _ => sites.primary().admin(&req, &token).await,
                     };
                     Ok::<_, Infallible>(r)
                 }

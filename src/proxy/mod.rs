@@ -13,6 +13,9 @@ mod assets;
 mod body;
 mod endpoints;
 pub mod headers;
+mod sites;
+mod upstreams;
+pub use sites::Sites;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -54,8 +57,8 @@ pub struct Proxy {
     pub discovery: Arc<crate::discovery::Discovery>,
     /// Prometheus metrics, rendered by the admin listener.
     pub metrics: Arc<crate::metrics::ProxyMetrics>,
-    /// The `site` label of this proxy's metrics.
-    site: String,
+    /// The site's name: the `site` label of its metrics.
+    pub site: String,
     /// The CSP sources of each service, derived once from the catalog.
     csp_sources: crate::csp::ServiceSources,
     /// The receipt write path; `None` when receipts are off.
@@ -69,6 +72,8 @@ pub struct Proxy {
     /// into consent-specific ETags so a config change invalidates pages cached under the old one.
     policy_hash: [u8; 8],
     client: HttpsClient,
+    /// The origin's addresses, balanced with passive health.
+    upstreams: upstreams::Upstreams,
 }
 
 /// What kind of work a response was, for the latency histogram.
@@ -114,7 +119,7 @@ impl Proxy {
     }
 
     /// As `new`, reusing a running receipt log (`Some(None)`: receipts were off).
-    fn new_with_receipts(
+    pub(crate) fn new_with_receipts(
         config: Config,
         reuse: Option<Option<Arc<crate::receipts::ReceiptLog>>>,
     ) -> Result<(Proxy, KeySource), String> {
@@ -153,6 +158,7 @@ impl Proxy {
         let languages = Arc::new(config.languages.clone());
 
         let client = http_client(&config.upstream)?;
+        let config_upstream = config.upstream.clone();
         let csp_sources = crate::csp::ServiceSources::new(&config.catalog);
         let receipt_store = receipt_opener(&config.receipts.store);
         let receipts = match reuse {
@@ -177,6 +183,7 @@ impl Proxy {
                 signer,
                 policy_hash,
                 client,
+                upstreams: upstreams::Upstreams::new(&config_upstream),
             },
             source,
         ))
@@ -189,27 +196,52 @@ impl Proxy {
         listener: TcpListener,
         shutdown: impl Future<Output = ()>,
     ) -> std::io::Result<()> {
-        let me = self.clone();
-        serve_current(Arc::new(move || me.clone()), listener, shutdown).await
+        let sites = Arc::new(Sites::single(self));
+        serve_current(Arc::new(move || sites.clone()), listener, shutdown).await
     }
 
     /// A proxy for a new configuration that keeps this one's running state: metrics, discovery,
     /// CSP reports, and the receipt write path when the store is unchanged (so no receipt is
     /// lost or written twice across a reload).
     pub fn reconfigured(&self, config: Config) -> Result<Proxy, String> {
+        self.reconfigured_sharing(config, None)
+    }
+
+    /// As `reconfigured`, but the shared state (metrics, discovery, reports, receipt path)
+    /// comes from `shared`, another site of the new configuration.
+    pub(crate) fn reconfigured_sharing(
+        &self,
+        config: Config,
+        shared: Option<&Proxy>,
+    ) -> Result<Proxy, String> {
         let same_store = config.receipts.store == self.config.receipts.store;
         let random_key = config.consent.key.is_none()
             && std::env::var("CONSENTGATE_KEY").map_or(true, |k| k.is_empty());
-        let (mut next, _) =
-            Proxy::new_with_receipts(config, same_store.then(|| self.receipts.clone()))?;
+        let receipts = match shared {
+            Some(s) => Some(s.receipts.clone()),
+            None => same_store.then(|| self.receipts.clone()),
+        };
+        let (mut next, _) = Proxy::new_with_receipts(config, receipts)?;
         if random_key {
             // A generated key lives as long as the process: visitors keep their decisions.
             next.signer = self.signer.clone().with_version(next.signer.version());
         }
-        next.metrics = self.metrics.clone();
-        next.discovery = self.discovery.clone();
-        next.reports = self.reports.clone();
+        next.share_state(shared.unwrap_or(self));
         Ok(next)
+    }
+
+    /// Takes another proxy's metrics, discovery and CSP reports (sites of one process, or the
+    /// configuration before a reload).
+    pub(crate) fn share_state(&mut self, other: &Proxy) {
+        self.metrics = other.metrics.clone();
+        self.discovery = other.discovery.clone();
+        self.reports = other.reports.clone();
+    }
+
+    /// The same proxy under a site name (its metrics label).
+    pub fn named(mut self, name: &str) -> Proxy {
+        self.site = name.to_string();
+        self
     }
 
     /// Deletes receipts older than the retention period; the purge is logged.
@@ -325,16 +357,9 @@ impl Proxy {
     }
 
     /// A failed upstream request: counted by kind, answered with a 502 page.
-    fn upstream_failed(&self, e: &str) -> Response<ProxyBody> {
-        let kind = if e.contains("timed out") {
-            "timeout"
-        } else if e.contains("onnect") || e.contains("refused") || e.contains("dns") {
-            "connect"
-        } else {
-            "protocol"
-        };
-        self.metrics.upstream_errors.inc(&[&self.site, kind]);
-        bad_gateway(&self.config.upstream.url, e)
+    fn upstream_failed(&self, upstream: &url::Url, e: &SendError) -> Response<ProxyBody> {
+        self.metrics.upstream_errors.inc(&[&self.site, e.kind]);
+        bad_gateway(upstream, &e.msg)
     }
 
     /// Adds our CSP for this visitor as an additional header (an origin's own is kept: browsers
@@ -493,20 +518,17 @@ impl Proxy {
         let mut req = req;
         let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
         let (parts, body) = req.into_parts();
-        let (mut up, retry, page_revalidation) =
-            match self.upstream_request(parts, body, peer, &host, &state, &blocked) {
-                Ok(x) => x,
-                Err(resp) => return resp,
-            };
-        if let Some(proto) = &upgrade {
-            // Hop-by-hop removal took them out; an upgrade is the one case they must travel.
-            up.headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-            up.headers_mut().insert(header::UPGRADE, proto.clone());
-        }
-        let resp = match self.send(up).await {
-            Ok(r) => r,
-            Err(e) => return self.upstream_failed(&e),
+        let ctx = UpstreamContext {
+            peer,
+            host: &host,
+            state: &state,
+            blocked: &blocked,
+            upgrade: upgrade.as_ref(),
+        };
+        let (resp, retry, page_revalidation) = match self.send_balanced(&parts, body, &ctx).await
+        {
+            Ok(x) => x,
+            Err(resp) => return resp,
         };
         if let Some(client) = client_upgrade {
             if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
@@ -518,10 +540,17 @@ impl Proxy {
             && headers::is_html(resp.headers().get(header::CONTENT_TYPE))
         {
             match retry {
-                Some(full) => match self.send(full).await {
-                    Ok(r) => r,
-                    Err(e) => return self.upstream_failed(&e),
-                },
+                Some(full) => {
+                    let upstream = full.uri().to_string();
+                    match self.send(full).await {
+                        Ok(r) => r,
+                        Err(e) => {
+                            self.metrics.upstream_errors.inc(&[&self.site, e.kind]);
+                            tracing::error!(%upstream, error = %e.msg, "upstream request failed");
+                            return simple(StatusCode::BAD_GATEWAY, BAD_GATEWAY_TEXT);
+                        }
+                    }
+                }
                 None => {
                     tracing::error!(%page, "partial HTML response to a non-GET: refused");
                     return simple(StatusCode::BAD_GATEWAY, "bad gateway");
@@ -542,7 +571,7 @@ impl Proxy {
         self.respond(resp, ex)
     }
 
-    async fn send(&self, req: Request<UpstreamBody>) -> Result<Response<Incoming>, String> {
+    async fn send(&self, req: Request<UpstreamBody>) -> Result<Response<Incoming>, SendError> {
         match tokio::time::timeout(self.config.upstream.read_timeout, self.client.request(req))
             .await
         {
@@ -555,9 +584,62 @@ impl Proxy {
                     msg.push_str(&s.to_string());
                     src = s.source();
                 }
-                Err(msg)
+                let kind = if e.is_connect() { "connect" } else { "protocol" };
+                Err(SendError { msg, kind })
             }
-            Err(_) => Err("timed out waiting for the response head".into()),
+            Err(_) => Err(SendError {
+                msg: "timed out waiting for the response head".into(),
+                kind: "timeout",
+            }),
+        }
+    }
+
+    /// Sends a request to one of the origin's addresses. A request without a body whose
+    /// connection fails is tried on the next address (nothing reached the origin); the failed
+    /// address is left out for a while. Returns the address used, for a follow-up request.
+    async fn send_balanced(
+        &self,
+        parts: &http::request::Parts,
+        body: Incoming,
+        ctx: &UpstreamContext<'_>,
+    ) -> Result<(Response<Incoming>, Option<Request<UpstreamBody>>, bool), Response<ProxyBody>>
+    {
+        use http_body::Body as _;
+        let retryable = body.is_end_stream() && ctx.upgrade.is_none();
+        let mut body = Some(body.boxed());
+        let mut tried: Vec<usize> = Vec::new();
+        loop {
+            let i = self.upstreams.pick(&tried);
+            tried.push(i);
+            let this_body = body.take().unwrap_or_else(empty_body);
+            let (mut up, retry, revalidation) =
+                self.upstream_request(parts, this_body, self.upstreams.url(i), ctx)?;
+            if let Some(proto) = ctx.upgrade {
+                // Hop-by-hop removal took them out; an upgrade is the one case they must travel.
+                up.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+                up.headers_mut().insert(header::UPGRADE, proto.clone());
+            }
+            match self.send(up).await {
+                Ok(r) => {
+                    self.upstreams.succeeded(i);
+                    return Ok((r, retry, revalidation));
+                }
+                Err(e) => {
+                    if e.kind == "connect" && self.upstreams.failed(i) {
+                        let url = self.upstreams.url(i).as_str();
+                        self.metrics.upstream_ejections.inc(&[&self.site, url]);
+                    }
+                    let again = e.kind == "connect"
+                        && retryable
+                        && tried.len() < self.upstreams.len();
+                    if !again {
+                        return Err(self.upstream_failed(self.upstreams.url(i), &e));
+                    }
+                    self.metrics.upstream_errors.inc(&[&self.site, e.kind]);
+                    tracing::warn!(upstream = %self.upstreams.url(i), error = %e.msg, "upstream address failed, trying the next");
+                }
+            }
         }
     }
 
@@ -566,16 +648,21 @@ impl Proxy {
     #[allow(clippy::type_complexity, clippy::result_large_err)]
     fn upstream_request(
         &self,
-        mut parts: http::request::Parts,
-        body: Incoming,
-        peer: SocketAddr,
-        host: &str,
-        state: &str,
-        blocked: &ServiceSet,
+        parts: &http::request::Parts,
+        body: UpstreamBody,
+        base: &url::Url,
+        ctx: &UpstreamContext<'_>,
     ) -> Result<(Request<UpstreamBody>, Option<Request<UpstreamBody>>, bool), Response<ProxyBody>>
     {
+        let UpstreamContext {
+            peer,
+            host,
+            state,
+            blocked,
+            ..
+        } = *ctx;
         let up = &self.config.upstream;
-        let base_path = up.url.path().trim_end_matches('/');
+        let base_path = base.path().trim_end_matches('/');
         let pq = parts
             .uri
             .path_and_query()
@@ -583,26 +670,26 @@ impl Proxy {
             .unwrap_or("/");
         let uri_text = format!(
             "{}://{}{}{}",
-            up.url.scheme(),
-            authority(&up.url),
+            base.scheme(),
+            authority(base),
             base_path,
             pq
         );
         let Ok(uri) = uri_text.parse::<Uri>() else {
             return Err(simple(StatusCode::BAD_REQUEST, "bad request target"));
         };
-        let h = &mut parts.headers;
+        let mut headers = parts.headers.clone();
+        let h = &mut headers;
         headers::remove_hop_by_hop(h);
         let host_value = match &up.host_header {
             HostHeader::Client => host.to_string(),
-            HostHeader::Upstream => authority(&up.url),
+            HostHeader::Upstream => authority(base),
             HostHeader::Fixed(v) => v.clone(),
         };
         if let Ok(v) = HeaderValue::from_str(&host_value) {
             h.insert(header::HOST, v);
         }
         let over_tls = parts.extensions.get::<ArrivedOverTls>().is_some();
-        let h = &mut parts.headers;
         let proto = if over_tls
             || (h
                 .get("x-forwarded-proto")
@@ -645,10 +732,10 @@ impl Proxy {
         } else {
             None
         };
-        let mut req = Request::new(body.boxed());
-        *req.method_mut() = parts.method;
+        let mut req = Request::new(body);
+        *req.method_mut() = parts.method.clone();
         *req.uri_mut() = uri;
-        *req.headers_mut() = parts.headers;
+        *req.headers_mut() = headers;
         Ok((req, retry, page_revalidation))
     }
 
@@ -784,9 +871,9 @@ impl Proxy {
     }
 }
 
-/// Where each request finds the proxy that serves it: a fixed one, or the current one of a
-/// reloadable server (requests already running keep the one they started with).
-pub type Current = Arc<dyn Fn() -> Arc<Proxy> + Send + Sync>;
+/// Where each request finds the sites that serve it: fixed ones, or the current ones of a
+/// reloadable server (requests already running keep the ones they started with).
+pub type Current = Arc<dyn Fn() -> Arc<Sites> + Send + Sync>;
 
 /// The next connection, or `None` once `shutdown` resolves. Accept errors (EMFILE and friends)
 /// are logged and retried after a short back-off instead of spinning.
@@ -840,7 +927,7 @@ async fn serve_loop(
     tls: Option<tokio_rustls::TlsAcceptor>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let limits = current().config.limits.clone();
+    let limits = current().primary().config.limits.clone();
     let permits = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
@@ -860,7 +947,7 @@ async fn serve_loop(
         // A connection slot first: beyond the limit, clients wait in the accept queue.
         if permits.available_permits() == 0 {
             tracing::warn!(max = limits.max_connections, "connection limit reached");
-            current().metrics.limits_hit.inc(&["max_connections"]);
+            current().primary().metrics.limits_hit.inc(&["max_connections"]);
         }
         let permit = tokio::select! {
             _ = &mut shutdown => break,
@@ -879,11 +966,11 @@ async fn serve_loop(
             if over_tls {
                 req.extensions_mut().insert(ArrivedOverTls);
             }
-            let proxy = resolve();
-            async move { Ok::<_, Infallible>(proxy.handle(req, peer).await) }
+            let sites = resolve();
+            async move { Ok::<_, Infallible>(sites.handle(req, peer).await) }
         });
         let watcher = graceful.watcher();
-        let gauge = current().metrics.connections.clone();
+        let gauge = current().primary().metrics.connections.clone();
         let (builder, tls, handshake) = (builder.clone(), tls.clone(), limits.header_read_timeout);
         gauge.inc();
         tokio::spawn(async move {
@@ -1019,15 +1106,27 @@ pub fn http_client(up: &crate::config::UpstreamConfig) -> Result<HttpsClient, St
     .map_err(|e| format!("TLS setup: {e}"))?
     .with_root_certificates(roots)
     .with_no_client_auth();
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
+    use crate::config::UpstreamProtocol;
+    let builder = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
-        .https_or_http()
-        .enable_http1()
-        .wrap_connector(http);
-    Ok(Client::builder(TokioExecutor::new())
+        .https_or_http();
+    // ALPN offers what the protocol setting allows; cleartext h2 needs prior knowledge.
+    let https = match up.protocol {
+        UpstreamProtocol::Http1 => builder.enable_http1().wrap_connector(http),
+        UpstreamProtocol::Http2 => builder.enable_http2().wrap_connector(http),
+        UpstreamProtocol::Auto => builder.enable_http1().enable_http2().wrap_connector(http),
+    };
+    let mut client = Client::builder(TokioExecutor::new());
+    client
         .set_host(false)
-        .pool_idle_timeout(std::time::Duration::from_secs(60))
-        .build(https))
+        .pool_idle_timeout(up.pool_idle_timeout)
+        .pool_max_idle_per_host(up.pool_max_idle_per_host)
+        .pool_timer(hyper_util::rt::TokioTimer::new())
+        .timer(hyper_util::rt::TokioTimer::new());
+    if up.protocol == UpstreamProtocol::Http2 {
+        client.http2_only(true);
+    }
+    Ok(client.build(https))
 }
 
 pub fn empty_body() -> UpstreamBody {
@@ -1097,10 +1196,25 @@ fn simple(status: StatusCode, msg: &str) -> Response<ProxyBody> {
     r
 }
 
+const BAD_GATEWAY_TEXT: &str = "502 Bad Gateway: the site's server did not answer";
+
 fn bad_gateway(upstream: &url::Url, e: &str) -> Response<ProxyBody> {
     tracing::error!(upstream = %upstream, error = e, "upstream request failed");
-    simple(
-        StatusCode::BAD_GATEWAY,
-        "502 Bad Gateway: the site's server did not answer",
-    )
+    simple(StatusCode::BAD_GATEWAY, BAD_GATEWAY_TEXT)
+}
+
+/// Why a request to the origin failed: the message for the log, and the kind for metrics and
+/// passive health (`connect`, `timeout`, `protocol`).
+struct SendError {
+    msg: String,
+    kind: &'static str,
+}
+
+/// The facts about a request that its upstream copies need, whichever address they go to.
+struct UpstreamContext<'a> {
+    peer: SocketAddr,
+    host: &'a str,
+    state: &'a str,
+    blocked: &'a ServiceSet,
+    upgrade: Option<&'a HeaderValue>,
 }
