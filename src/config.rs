@@ -471,9 +471,9 @@ impl Config {
             }
         }
         let mut urls = urls.into_iter();
-        let url = urls
-            .next()
-            .unwrap_or_else(|| url::Url::parse(DEFAULT_UPSTREAM).unwrap_or_else(|_| unreachable!()));
+        let url = urls.next().unwrap_or_else(|| {
+            url::Url::parse(DEFAULT_UPSTREAM).unwrap_or_else(|_| unreachable!())
+        });
         let others: Vec<url::Url> = urls.collect();
         let protocol = match upstream.protocol.as_deref() {
             None | Some("http1") => UpstreamProtocol::Http1,
@@ -501,13 +501,14 @@ impl Config {
                 HostHeader::Client
             }
         };
-        let at_least_1 = |v: Option<u64>, default: u64, key: &str, errors: &mut Vec<ConfigError>| {
-            let v = v.unwrap_or(default);
-            if v == 0 {
-                errors.push(ConfigError::new(key, "must be greater than 0"));
-            }
-            v.max(1)
-        };
+        let at_least_1 =
+            |v: Option<u64>, default: u64, key: &str, errors: &mut Vec<ConfigError>| {
+                let v = v.unwrap_or(default);
+                if v == 0 {
+                    errors.push(ConfigError::new(key, "must be greater than 0"));
+                }
+                v.max(1)
+            };
         let ms = |v, default, key: &str, errors: &mut Vec<ConfigError>| {
             Duration::from_millis(at_least_1(v, default, key, errors))
         };
@@ -1179,8 +1180,7 @@ fn sites(
             Some(Some(n))
                 if !n.is_empty()
                     && n.len() <= 64
-                    && n
-                        .bytes()
+                    && n.bytes()
                         .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) =>
             {
                 n.to_string()
@@ -1210,7 +1210,10 @@ fn sites(
             None => false,
             Some(toml::Value::Boolean(b)) => *b,
             Some(_) => {
-                errors.push(ConfigError::new(format!("{at}.default"), "must be true or false"));
+                errors.push(ConfigError::new(
+                    format!("{at}.default"),
+                    "must be true or false",
+                ));
                 false
             }
         };
@@ -1289,7 +1292,10 @@ fn sites(
             }),
             Err(site_errors) => {
                 for e in site_errors {
-                    if top.iter().any(|t| t.path == e.path && t.message == e.message) {
+                    if top
+                        .iter()
+                        .any(|t| t.path == e.path && t.message == e.message)
+                    {
                         continue;
                     }
                     if set_by(block, &e.path) {
@@ -1602,6 +1608,133 @@ endpoint_prefix = "nope"
         let errs = Config::parse("[server]\nlisten = \n").unwrap_err().0;
         assert_eq!(errs.len(), 1);
         assert_eq!(errs[0].line, Some(2));
+    }
+
+    #[test]
+    fn sites_inherit_the_top_level_and_override_it() {
+        let text = r#"
+[upstream]
+connect_timeout_ms = 1234
+[consent]
+max_age_days = 30
+[csp]
+mode = "enforce"
+
+[[site]]
+name = "shop"
+hosts = ["Shop.Example", "*.shop.example."]
+[site.upstream]
+url = ["http://10.0.0.1:8080", "http://10.0.0.2:8080"]
+protocol = "auto"
+[site.consent]
+services = ["zendesk-chat"]
+
+[[site]]
+name = "blog"
+default = true
+[site.csp]
+mode = "off"
+[[site.services]]
+id = "acme-chat"
+name = "Acme Chat"
+purpose = "functional"
+description = "Chat"
+hosts = ["chat.acme.test"]
+legal_basis = "Consent"
+privacy_policy_url = "https://acme.test/p"
+processor = { name = "Acme", address = "1 Road", country = "DE" }
+transfer = { third_country = false, basis = "None needed" }
+"#;
+        let c = Config::parse(text).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.sites.len(), 2);
+        let (shop, blog) = (&c.sites[0], &c.sites[1]);
+        assert_eq!(shop.hosts, ["shop.example", "*.shop.example"]);
+        assert!(!shop.default && blog.default);
+        let urls: Vec<_> = shop.config.upstream.urls().map(|u| u.to_string()).collect();
+        assert_eq!(urls, ["http://10.0.0.1:8080/", "http://10.0.0.2:8080/"]);
+        assert_eq!(shop.config.upstream.protocol, UpstreamProtocol::Auto);
+        // Inherited from the top level, overridden only where the site says so.
+        assert_eq!(
+            shop.config.upstream.connect_timeout,
+            Duration::from_millis(1234)
+        );
+        assert_eq!(
+            shop.config.consent.max_age,
+            Duration::from_secs(30 * 86_400)
+        );
+        assert_eq!(shop.config.csp.mode, crate::csp::CspMode::Enforce);
+        assert_eq!(blog.config.csp.mode, crate::csp::CspMode::Off);
+        assert!(shop.config.consent.shown.is_some());
+        assert!(blog.config.consent.shown.is_none());
+        assert!(blog.config.catalog.index_of("acme-chat").is_some());
+        assert!(shop.config.catalog.index_of("acme-chat").is_none());
+    }
+
+    #[test]
+    fn site_problems_are_reported_under_the_site_with_lines() {
+        let text = r#"
+[[site]]
+name = "a"
+hosts = ["a.example", "http://b.example/"]
+admin = { token = "x" }
+[site.upstream]
+url = ["http://10.0.0.1", "ftp://x"]
+[site.consent]
+max_age_days = 0
+
+[[site]]
+name = "a"
+hosts = ["a.example"]
+default = true
+
+[[site]]
+hosts = []
+default = true
+"#;
+        let errs = Config::parse(text).unwrap_err().0;
+        let find = |p: &str| {
+            errs.iter()
+                .find(|e| e.path == p)
+                .unwrap_or_else(|| panic!("{p} missing in {errs:#?}"))
+        };
+        assert_eq!(find("site[0].hosts[1]").line, Some(4));
+        assert!(find("site[0].admin").message.contains("process-wide"));
+        assert_eq!(find("site[0].upstream.url[1]").line, Some(7));
+        assert_eq!(find("site[0].consent.max_age_days").line, Some(9));
+        assert!(find("site[1].name").message.contains("two sites"));
+        assert!(find("site[1].hosts[0]").message.contains("site[0]"));
+        assert!(find("site[2].name").message.contains("needs a name"));
+        assert!(find("site[2].default")
+            .message
+            .contains("already the default"));
+    }
+
+    #[test]
+    fn upstream_addresses_and_settings() {
+        let c = Config::parse(
+            "[upstream]\nurl = [\"http://127.0.0.1:9001\", \"https://10.0.0.2\"]\nfail_timeout_secs = 3\nprotocol = \"http2\"\npool_idle_timeout_secs = 5\npool_max_idle_per_host = 2\n",
+        )
+        .unwrap();
+        assert_eq!(c.upstream.urls().count(), 2);
+        assert_eq!(c.upstream.fail_timeout, Duration::from_secs(3));
+        assert_eq!(c.upstream.protocol, UpstreamProtocol::Http2);
+        assert_eq!(c.upstream.pool_idle_timeout, Duration::from_secs(5));
+        assert_eq!(c.upstream.pool_max_idle_per_host, 2);
+        let errs = Config::parse(
+            "[upstream]\nurl = [\"http://a\", \"http://a\"]\nprotocol = \"spdy\"\nfail_timeout_secs = 0\n",
+        )
+        .unwrap_err()
+        .0;
+        let paths: Vec<_> = errs.iter().map(|e| e.path.as_str()).collect();
+        for p in [
+            "upstream.url[1]",
+            "upstream.protocol",
+            "upstream.fail_timeout_secs",
+        ] {
+            assert!(paths.contains(&p), "{p} missing: {errs:?}");
+        }
+        let errs = Config::parse("[upstream]\nurl = []\n").unwrap_err().0;
+        assert_eq!(errs[0].path, "upstream.url");
     }
 
     #[test]

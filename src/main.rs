@@ -69,12 +69,18 @@ enum Command {
         /// md or html.
         #[arg(long, default_value = "md")]
         format: String,
+        /// The [[site]] whose services and controller to describe (needed when there are sites).
+        #[arg(long)]
+        site: Option<String>,
     },
     /// Print the Art. 30 record of processing activities for the configured services.
     Records {
         /// csv or json.
         #[arg(long, default_value = "csv")]
         format: String,
+        /// The [[site]] whose processing to list (needed when there are sites).
+        #[arg(long)]
+        site: Option<String>,
     },
     /// Crawl a site through the rewriter and report the services and third-party origins it
     /// uses, a config snippet covering them, and privacy-policy sections.
@@ -139,13 +145,50 @@ fn load_config(cli: &Cli) -> Result<Config> {
     }
 }
 
+/// The configuration of one `[[site]]` (by name), or the top level when there are none.
+fn pick_site(config: Config, name: Option<&str>) -> Result<Config> {
+    let names = || {
+        config
+            .sites
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match name {
+        None if config.sites.is_empty() => Ok(config),
+        None => anyhow::bail!(
+            "this configuration has {} sites; pick one with --site ({})",
+            config.sites.len(),
+            names()
+        ),
+        Some(n) => match config.sites.iter().position(|s| s.name == n) {
+            Some(i) => Ok(config
+                .sites
+                .into_iter()
+                .nth(i)
+                .map(|s| s.config)
+                .unwrap_or_else(|| unreachable!())),
+            None if config.sites.is_empty() => {
+                anyhow::bail!("--site {n}: this configuration has no [[site]] blocks")
+            }
+            None => anyhow::bail!("--site {n}: no such site; the sites are {}", names()),
+        },
+    }
+}
+
 fn privacy_texts(cli: &Cli) -> Result<String> {
     use consentgate::privacy::{records, records_csv, site_services, statement, Format};
     let config = load_config(cli)?;
+    let site = match &cli.command {
+        Some(Command::Policy { site, .. } | Command::Records { site, .. }) => site.as_deref(),
+        _ => None,
+    };
+    let config = pick_site(config, site)?;
     let services = site_services(&config.catalog, config.consent.shown.as_deref());
     let years = config.retention_years();
     Ok(match &cli.command {
-        Some(Command::Policy { lang, format }) => {
+        Some(Command::Policy { lang, format, .. }) => {
             anyhow::ensure!(
                 config.languages.codes().any(|c| c == lang),
                 "no texts for language `{lang}`; available: {}",
@@ -165,7 +208,7 @@ fn privacy_texts(cli: &Cli) -> Result<String> {
                 f,
             )
         }
-        Some(Command::Records { format }) => {
+        Some(Command::Records { format, .. }) => {
             let rows = records(&services, years);
             match format.as_str() {
                 "csv" => records_csv(&rows),
@@ -370,15 +413,46 @@ async fn demo(listen: SocketAddr, origin_listen: SocketAddr) -> Result<()> {
     Ok(())
 }
 
+fn upstream_list(c: &Config) -> String {
+    c.upstream
+        .urls()
+        .map(|u| u.as_str())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn check_config(file: &std::path::Path) -> ExitCode {
     match Config::load(file) {
-        Ok(c) => {
+        Ok(c) if c.sites.is_empty() => {
             println!(
                 "{}: OK ({} services in the catalog, upstream {})",
                 file.display(),
                 c.catalog.len(),
-                c.upstream.url
+                upstream_list(&c)
             );
+            ExitCode::SUCCESS
+        }
+        Ok(c) => {
+            println!("{}: OK ({} sites)", file.display(), c.sites.len());
+            for s in &c.sites {
+                let mut hosts = s.hosts.join(", ");
+                if s.default {
+                    hosts.push_str(if hosts.is_empty() {
+                        "(default)"
+                    } else {
+                        " (default)"
+                    });
+                }
+                println!(
+                    "  {}: {hosts} -> {} ({} services)",
+                    s.name,
+                    upstream_list(&s.config),
+                    s.config.catalog.len()
+                );
+            }
+            if !c.sites.iter().any(|s| s.default) {
+                println!("  other hosts: 421 Misdirected Request (no default site)");
+            }
             ExitCode::SUCCESS
         }
         Err(errors) => {

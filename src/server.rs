@@ -82,7 +82,7 @@ impl Server {
             tracing::error!(error = %e, "reload refused, the old configuration stays");
             e
         })?;
-        let msg = match next.len() {
+        let msg = match next.count() {
             1 => format!(
                 "configuration reloaded: upstream {}, {} services",
                 next.primary().config.upstream.url,
@@ -90,7 +90,10 @@ impl Server {
             ),
             n => format!(
                 "configuration reloaded: {n} sites ({})",
-                next.iter().map(|(name, _)| name).collect::<Vec<_>>().join(", ")
+                next.iter()
+                    .map(|(name, _)| name)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         };
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(next);

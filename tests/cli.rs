@@ -560,3 +560,68 @@ fn sighup_reloads_and_sigterm_stops_cleanly() {
     );
     drop(rt);
 }
+
+#[test]
+fn a_multi_site_config_is_checked_and_described_per_site() {
+    let cfg = write_file(
+        "sites.toml",
+        r#"
+[receipts]
+store = "off"
+[[site]]
+name = "shop"
+hosts = ["shop.example", "*.shop.example"]
+upstream.url = ["http://10.0.0.1:8080", "http://10.0.0.2:8080"]
+consent.services = ["zendesk-chat"]
+privacy.controller = "Shop GmbH, Berlin"
+[[site]]
+name = "blog"
+hosts = ["blog.example"]
+consent.services = ["youtube"]
+privacy.controller = "Blog Ltd, Dublin"
+"#,
+    );
+    let out = Command::new(BIN)
+        .arg("check-config")
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("OK (2 sites)"), "{text}");
+    assert!(
+        text.contains(
+            "shop: shop.example, *.shop.example -> http://10.0.0.1:8080/ http://10.0.0.2:8080/"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("other hosts: 421"), "{text}");
+
+    let policy = |site: Option<&str>| {
+        let mut c = Command::new(BIN);
+        c.arg("--config").arg(&cfg).arg("policy");
+        if let Some(s) = site {
+            c.args(["--site", s]);
+        }
+        c.output().unwrap()
+    };
+    let out = policy(None);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("pick one with --site (shop, blog)"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let shop = String::from_utf8(policy(Some("shop")).stdout).unwrap();
+    assert!(
+        shop.contains("Shop GmbH") && shop.contains("Zendesk"),
+        "{shop}"
+    );
+    assert!(!shop.contains("YouTube"), "{shop}");
+    let blog = String::from_utf8(policy(Some("blog")).stdout).unwrap();
+    assert!(
+        blog.contains("Blog Ltd") && blog.contains("YouTube"),
+        "{blog}"
+    );
+    assert!(!policy(Some("nope")).status.success());
+}

@@ -219,3 +219,62 @@ async fn bad_pems_are_clear_config_errors() {
         .0;
     assert_eq!(errs[0].path, "tls.certs");
 }
+
+#[tokio::test]
+async fn each_site_brings_its_certificate_and_its_origin() {
+    let p = pki();
+    let a = origin(|_| OriginResponse::html("<p>site a</p>")).await;
+    let b = origin(|_| OriginResponse::html("<p>site b</p>")).await;
+    let text = format!(
+        r#"
+[consent]
+key = "{KEY}"
+[receipts]
+store = "off"
+[tls]
+listen = "127.0.0.1:0"
+[[site]]
+name = "a"
+hosts = ["a.example", "www.a.example"]
+upstream.url = "http://{}"
+tls = {{ cert = {:?}, key = {:?} }}
+[[site]]
+name = "b"
+hosts = ["*.b.example"]
+upstream.url = "http://{}"
+tls = {{ cert = {:?}, key = {:?} }}
+"#,
+        a.addr,
+        p.dir.join("a.pem").display().to_string(),
+        p.dir.join("a.key").display().to_string(),
+        b.addr,
+        p.dir.join("b.pem").display().to_string(),
+        p.dir.join("b.key").display().to_string(),
+    );
+    let config = Config::parse(&text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.tls.as_ref().unwrap().certs.len(), 2);
+    let addr = start_tls(config).await;
+    for (sni, want) in [("www.a.example", "site a"), ("shop.b.example", "site b")] {
+        // The handshake verifies the name: the site's own certificate was served.
+        let s = connect(&p, addr, sni, &[b"h2"]).await;
+        let (mut sender, conn) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(s))
+                .await
+                .unwrap();
+        tokio::spawn(conn);
+        let resp = sender
+            .send_request(
+                Request::get(format!("https://{sni}/"))
+                    .body(Full::<Bytes>::default())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        assert!(
+            String::from_utf8_lossy(&body).contains(want),
+            "{sni}: {body:?}"
+        );
+    }
+    assert_eq!((a.count(), b.count()), (1, 1));
+}

@@ -49,6 +49,9 @@ async fn tls_origin(pki: &Pki) -> SocketAddr {
     .with_no_client_auth()
     .with_single_cert(vec![pki.server_cert.clone()], pki.server_key.clone_key())
     .unwrap();
+    // Offers h2 like most origins do; the proxy's protocol setting decides what is used.
+    let mut config = config;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -59,10 +62,11 @@ async fn tls_origin(pki: &Pki) -> SocketAddr {
                 let Ok(tls) = acceptor.accept(tcp).await else {
                     return;
                 };
-                let svc = hyper::service::service_fn(|_req: Request<Incoming>| async {
-                    let mut r = Response::new(Full::new(Bytes::from_static(
-                        b"<p>secure origin</p><iframe src=\"https://www.youtube.com/embed/x\"></iframe>",
-                    )));
+                let svc = hyper::service::service_fn(|req: Request<Incoming>| async move {
+                    let mut r = Response::new(Full::new(Bytes::from(format!(
+                        "<p>secure origin</p><p>{:?}</p><iframe src=\"https://www.youtube.com/embed/x\"></iframe>",
+                        req.version()
+                    ))));
                     r.headers_mut()
                         .insert("content-type", "text/html".parse().unwrap());
                     Ok::<_, Infallible>(r)
@@ -91,6 +95,10 @@ async fn https_upstream_verified_with_configured_ca() {
     let text = got.text();
     assert!(text.contains("<p>secure origin</p>"), "{text}");
     assert!(
+        text.contains("<p>HTTP/1.1</p>"),
+        "http1 is the default: {text}"
+    );
+    assert!(
         text.contains("data-consentgate-service=\"youtube\""),
         "{text}"
     );
@@ -106,4 +114,31 @@ async fn https_upstream_with_unknown_ca_is_refused() {
     .await;
     let got = fetch(g.addr, "/").await;
     assert_eq!(got.status, 502);
+}
+
+#[tokio::test]
+async fn https_upstream_speaks_h2_when_alpn_allows() {
+    let pki = pki();
+    let addr = tls_origin(&pki).await;
+    for protocol in [
+        consentgate::config::UpstreamProtocol::Auto,
+        consentgate::config::UpstreamProtocol::Http2,
+    ] {
+        let ca = pki.ca.clone();
+        let g = gate_with(addr, move |c| {
+            c.upstream.url =
+                url::Url::parse(&format!("https://localhost:{}", addr.port())).unwrap();
+            c.upstream.ca_certs = vec![ca];
+            c.upstream.protocol = protocol;
+        })
+        .await;
+        let got = fetch(g.addr, "/").await;
+        assert_eq!(got.status, 200, "{}", got.text());
+        let text = got.text();
+        assert!(text.contains("<p>HTTP/2.0</p>"), "{protocol:?}: {text}");
+        assert!(
+            text.contains("data-consentgate-service=\"youtube\""),
+            "rewritten as ever: {text}"
+        );
+    }
 }

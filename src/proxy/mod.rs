@@ -525,8 +525,7 @@ impl Proxy {
             blocked: &blocked,
             upgrade: upgrade.as_ref(),
         };
-        let (resp, retry, page_revalidation) = match self.send_balanced(&parts, body, &ctx).await
-        {
+        let (resp, retry, page_revalidation) = match self.send_balanced(&parts, body, &ctx).await {
             Ok(x) => x,
             Err(resp) => return resp,
         };
@@ -584,7 +583,11 @@ impl Proxy {
                     msg.push_str(&s.to_string());
                     src = s.source();
                 }
-                let kind = if e.is_connect() { "connect" } else { "protocol" };
+                let kind = if e.is_connect() {
+                    "connect"
+                } else {
+                    "protocol"
+                };
                 Err(SendError { msg, kind })
             }
             Err(_) => Err(SendError {
@@ -630,9 +633,8 @@ impl Proxy {
                         let url = self.upstreams.url(i).as_str();
                         self.metrics.upstream_ejections.inc(&[&self.site, url]);
                     }
-                    let again = e.kind == "connect"
-                        && retryable
-                        && tried.len() < self.upstreams.len();
+                    let again =
+                        e.kind == "connect" && retryable && tried.len() < self.upstreams.count();
                     if !again {
                         return Err(self.upstream_failed(self.upstreams.url(i), &e));
                     }
@@ -668,13 +670,7 @@ impl Proxy {
             .path_and_query()
             .map(|p| p.as_str())
             .unwrap_or("/");
-        let uri_text = format!(
-            "{}://{}{}{}",
-            base.scheme(),
-            authority(base),
-            base_path,
-            pq
-        );
+        let uri_text = format!("{}://{}{}{}", base.scheme(), authority(base), base_path, pq);
         let Ok(uri) = uri_text.parse::<Uri>() else {
             return Err(simple(StatusCode::BAD_REQUEST, "bad request target"));
         };
@@ -947,7 +943,11 @@ async fn serve_loop(
         // A connection slot first: beyond the limit, clients wait in the accept queue.
         if permits.available_permits() == 0 {
             tracing::warn!(max = limits.max_connections, "connection limit reached");
-            current().primary().metrics.limits_hit.inc(&["max_connections"]);
+            current()
+                .primary()
+                .metrics
+                .limits_hit
+                .inc(&["max_connections"]);
         }
         let permit = tokio::select! {
             _ = &mut shutdown => break,

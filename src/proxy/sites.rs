@@ -74,9 +74,7 @@ impl Sites {
             };
             weakest = match (weakest, key) {
                 (KeySource::Random, _) | (_, KeySource::Random) => KeySource::Random,
-                (KeySource::Environment, _) | (_, KeySource::Environment) => {
-                    KeySource::Environment
-                }
+                (KeySource::Environment, _) | (_, KeySource::Environment) => KeySource::Environment,
                 _ => KeySource::Config,
             };
             let proxy = proxy.named(&plan.name);
@@ -149,7 +147,8 @@ impl Sites {
         self.names.iter().map(String::as_str).zip(&self.proxies)
     }
 
-    pub fn len(&self) -> usize {
+    /// How many sites (at least one: a configuration without `[[site]]` is one site).
+    pub fn count(&self) -> usize {
         self.proxies.len()
     }
 
@@ -246,7 +245,7 @@ name = "fallback"
 default = true
 "#,
         );
-        assert_eq!(s.len(), 3);
+        assert_eq!(s.count(), 3);
         assert_eq!(routed(&s, "shop.example"), Some("shop"));
         assert_eq!(routed(&s, "WWW.Shop.Example:443"), Some("shop"));
         assert_eq!(routed(&s, "a.b.shop.example"), Some("shop"));
@@ -260,9 +259,8 @@ default = true
 
     #[test]
     fn no_default_means_no_site() {
-        let s = sites(
-            "[receipts]\nstore = \"off\"\n[[site]]\nname = \"a\"\nhosts = [\"a.example\"]\n",
-        );
+        let s =
+            sites("[receipts]\nstore = \"off\"\n[[site]]\nname = \"a\"\nhosts = [\"a.example\"]\n");
         assert_eq!(routed(&s, "a.example"), Some("a"));
         assert_eq!(routed(&s, "b.example"), None);
     }

@@ -26,7 +26,8 @@ impl Upstreams {
         }
     }
 
-    pub fn len(&self) -> usize {
+    /// How many addresses (at least one).
+    pub fn count(&self) -> usize {
         self.urls.len()
     }
 
@@ -65,7 +66,10 @@ impl Upstreams {
     /// in until now (a new ejection, worth counting).
     pub fn failed(&self, i: usize) -> bool {
         let now = self.now_ms();
-        let before = self.down_until[i].swap(now + self.fail_timeout.as_millis() as u64, Ordering::Relaxed);
+        let before = self.down_until[i].swap(
+            now + self.fail_timeout.as_millis() as u64,
+            Ordering::Relaxed,
+        );
         let ejected = before <= now;
         if ejected {
             tracing::warn!(

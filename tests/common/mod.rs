@@ -23,6 +23,7 @@ pub const KEY: &str = "test-key-test-key-test-key-test-key!";
 /// What the origin saw of one request.
 #[derive(Debug, Clone)]
 pub struct Seen {
+    pub version: http::Version,
     pub method: String,
     pub uri: String,
     pub headers: HeaderMap,
@@ -92,6 +93,14 @@ impl Origin {
 
 pub async fn origin(handler: impl Fn(&Seen) -> OriginResponse + Send + Sync + 'static) -> Origin {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    origin_on(listener, handler).await
+}
+
+/// An origin on a listener the test bound itself (a given address).
+pub async fn origin_on(
+    listener: TcpListener,
+    handler: impl Fn(&Seen) -> OriginResponse + Send + Sync + 'static,
+) -> Origin {
     let addr = listener.local_addr().unwrap();
     let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
     let handler: Handler = Arc::new(handler);
@@ -110,6 +119,7 @@ pub async fn origin(handler: impl Fn(&Seen) -> OriginResponse + Send + Sync + 's
                     let (handler, seen) = (handler.clone(), seen.clone());
                     async move {
                         let s = Seen {
+                            version: req.version(),
                             method: req.method().to_string(),
                             uri: req.uri().to_string(),
                             headers: req.headers().clone(),
