@@ -41,6 +41,11 @@ async fn slowloris_is_cut_off() {
         "held for {closed_after:?}"
     );
     assert_eq!(o.count(), 0);
+    let metrics = g.proxy.metrics.render();
+    assert!(
+        metrics.contains("consentgate_limits_hit_total{limit=\"header_read_timeout\"} 1"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
@@ -75,6 +80,11 @@ async fn oversized_request_heads_are_refused() {
         assert!(st.starts_with("HTTP/1.1 431"), "{statuses:?}");
     }
     assert_eq!(o.count(), 0);
+    let metrics = g.proxy.metrics.render();
+    assert!(
+        metrics.contains("consentgate_limits_hit_total{limit=\"max_header_bytes\"} 2"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
@@ -349,4 +359,48 @@ async fn http2_clients_get_the_same_rewriting() {
     assert_eq!(resp.version(), http::Version::HTTP_2);
     let body = resp.into_body().collect().await.unwrap().to_bytes();
     assert!(String::from_utf8_lossy(&body).contains("data-consentgate-service=\"youtube\""));
+}
+
+/// An origin that promises 1000 bytes, sends a few and hangs up.
+async fn lying_origin() -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let _ = s
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 1000\r\n\r\n<p>short")
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn an_origin_body_cut_short_is_aborted_and_counted() {
+    let g = gate(lying_origin().await).await;
+    for path in ["/page", "/image.png"] {
+        let resp = send_streaming(
+            g.addr,
+            get(g.addr, path)
+                .header("sec-fetch-dest", "document")
+                .body(Full::default())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(resp.status(), 200);
+        assert!(
+            resp.into_body().collect().await.is_err(),
+            "{path}: the client sees a broken body, not a complete short one"
+        );
+    }
+    let metrics = g.proxy.metrics.render();
+    assert!(
+        metrics.contains("consentgate_upstream_errors_total{site=\"default\",kind=\"body\"} 2"),
+        "{metrics}"
+    );
 }

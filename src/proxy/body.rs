@@ -41,6 +41,17 @@ pub struct ProxyBody {
     kind: Kind,
     idle: Duration,
     deadline: Option<Pin<Box<Sleep>>>,
+    /// Counts an origin body that fails or stalls (`upstream_errors{site, kind}`).
+    origin_errors: Option<OriginErrors>,
+}
+
+/// Where a failing origin body is counted: the metric and the site label.
+pub struct OriginErrors(pub std::sync::Arc<crate::metrics::CounterVec>, pub String);
+
+impl OriginErrors {
+    fn count(&self, kind: &str) {
+        self.0.inc(&[&self.1, kind]);
+    }
 }
 
 impl ProxyBody {
@@ -49,6 +60,7 @@ impl ProxyBody {
             kind: Kind::Full(Some(b.into())),
             idle: Duration::MAX,
             deadline: None,
+            origin_errors: None,
         }
     }
 
@@ -57,6 +69,7 @@ impl ProxyBody {
             kind: Kind::Full(None),
             idle: Duration::MAX,
             deadline: None,
+            origin_errors: None,
         }
     }
 
@@ -65,6 +78,7 @@ impl ProxyBody {
             kind: Kind::Channel(rx),
             idle: Duration::MAX,
             deadline: None,
+            origin_errors: None,
         }
     }
 
@@ -73,6 +87,7 @@ impl ProxyBody {
             kind: Kind::Pass(inner),
             idle,
             deadline: None,
+            origin_errors: None,
         }
     }
 
@@ -92,7 +107,14 @@ impl ProxyBody {
             },
             idle,
             deadline: None,
+            origin_errors: None,
         }
+    }
+
+    /// Counts origin body failures (kind `body`) and stalls (kind `timeout`).
+    pub fn counting(mut self, errors: OriginErrors) -> Self {
+        self.origin_errors = Some(errors);
+        self
     }
 
     fn arm(&mut self) {
@@ -152,6 +174,9 @@ impl Body for ProxyBody {
                 Poll::Pending => {
                     if this.timed_out(cx) {
                         this.kind = Kind::Done;
+                        if let Some(c) = &this.origin_errors {
+                            c.count("timeout");
+                        }
                         tracing::warn!("origin body idle timeout: response aborted");
                         return Poll::Ready(Some(Err("origin body idle timeout".into())));
                     }
@@ -159,6 +184,9 @@ impl Body for ProxyBody {
                 }
                 Poll::Ready(Some(Err(e))) => {
                     this.kind = Kind::Done;
+                    if let Some(c) = &this.origin_errors {
+                        c.count("body");
+                    }
                     tracing::warn!(error = %e, "origin body failed: response aborted");
                     return Poll::Ready(Some(Err(e.into())));
                 }

@@ -356,6 +356,16 @@ impl Proxy {
         })
     }
 
+    /// Where this site counts origin bodies that fail or stall.
+    fn origin_errors(&self) -> body::OriginErrors {
+        body::OriginErrors(self.metrics.upstream_errors.clone(), self.site.clone())
+    }
+
+    /// The origin's body, untouched, with its idle timeout and error counting.
+    fn pass(&self, body: Incoming) -> ProxyBody {
+        ProxyBody::pass(body, self.config.upstream.read_timeout).counting(self.origin_errors())
+    }
+
     /// A failed upstream request: counted by kind, answered with a 502 page.
     fn upstream_failed(&self, upstream: &url::Url, e: &SendError) -> Response<ProxyBody> {
         self.metrics.upstream_errors.inc(&[&self.site, e.kind]);
@@ -795,7 +805,7 @@ impl Proxy {
             && status != StatusCode::NO_CONTENT
             && !status.is_informational();
         if !html {
-            return Response::from_parts(parts, ProxyBody::pass(body, idle));
+            return Response::from_parts(parts, self.pass(body));
         }
         headers::make_consent_dependent(&mut parts.headers, state);
         parts.headers.remove(header::ACCEPT_RANGES);
@@ -816,7 +826,7 @@ impl Proxy {
         }
         if blocked.is_empty() && !inject {
             // Full consent and nothing to add: the origin's page, byte for byte.
-            return Response::from_parts(parts, ProxyBody::pass(body, idle));
+            return Response::from_parts(parts, self.pass(body));
         }
         let ce = parts
             .headers
@@ -862,7 +872,8 @@ impl Proxy {
         parts.extensions.insert(ResponseKind("html"));
         Response::from_parts(
             parts,
-            ProxyBody::rewrite(body, rewriter, idle, page.to_string(), self.on_rewritten()),
+            ProxyBody::rewrite(body, rewriter, idle, page.to_string(), self.on_rewritten())
+                .counting(self.origin_errors()),
         )
     }
 }
@@ -970,9 +981,9 @@ async fn serve_loop(
             async move { Ok::<_, Infallible>(sites.handle(req, peer).await) }
         });
         let watcher = graceful.watcher();
-        let gauge = current().primary().metrics.connections.clone();
+        let metrics = current().primary().metrics.clone();
         let (builder, tls, handshake) = (builder.clone(), tls.clone(), limits.header_read_timeout);
-        gauge.inc();
+        metrics.connections.inc();
         tokio::spawn(async move {
             let _permit = permit;
             let result = match tls {
@@ -996,9 +1007,25 @@ async fn serve_loop(
                 }
             };
             if let Err(e) = result {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
+                // Limits enforced inside hyper surface only here.
+                let limit = e.downcast_ref::<hyper::Error>().and_then(|h| {
+                    if h.is_timeout() {
+                        Some("header_read_timeout")
+                    } else if h.is_parse_too_large() {
+                        Some("max_header_bytes")
+                    } else {
+                        None
+                    }
+                });
+                match limit {
+                    Some(l) => {
+                        metrics.limits_hit.inc(&[l]);
+                        tracing::info!(%peer, limit = l, "connection cut at a limit");
+                    }
+                    None => tracing::debug!(%peer, error = %e, "connection ended with an error"),
+                }
             }
-            gauge.dec();
+            metrics.connections.dec();
         });
     }
     drop(listener);
