@@ -130,6 +130,7 @@ struct RawLimits {
     max_header_bytes: Option<usize>,
     shutdown_timeout_secs: Option<u64>,
     endpoint_body_bytes: Option<usize>,
+    endpoint_body_timeout_ms: Option<u64>,
     decompression_ratio: Option<u64>,
 }
 
@@ -148,6 +149,8 @@ pub struct Limits {
     pub shutdown_timeout: Duration,
     /// Request body of our own endpoints (consent form, CSP reports).
     pub endpoint_body_bytes: usize,
+    /// Time a client has to send that body.
+    pub endpoint_body_timeout: Duration,
     /// A compressed HTML body may expand this many times (compression bombs), beyond 1 MiB.
     pub decompression_ratio: u64,
 }
@@ -161,6 +164,7 @@ impl Default for Limits {
             max_header_bytes: 64 * 1024,
             shutdown_timeout: Duration::from_secs(30),
             endpoint_body_bytes: 16 * 1024,
+            endpoint_body_timeout: Duration::from_secs(10),
             decompression_ratio: 200,
         }
     }
@@ -872,6 +876,11 @@ impl Config {
                 "endpoint_body_bytes",
                 d.endpoint_body_bytes as u64,
             ) as usize,
+            endpoint_body_timeout: Duration::from_millis(positive(
+                raw_limits.endpoint_body_timeout_ms,
+                "endpoint_body_timeout_ms",
+                d.endpoint_body_timeout.as_millis() as u64,
+            )),
             decompression_ratio: positive(
                 raw_limits.decompression_ratio,
                 "decompression_ratio",

@@ -404,3 +404,39 @@ async fn an_origin_body_cut_short_is_aborted_and_counted() {
         "{metrics}"
     );
 }
+
+#[tokio::test]
+async fn a_trickled_consent_form_times_out() {
+    let o = origin(|_| OriginResponse::html("x")).await;
+    let g = gate_with(o.addr, |c| {
+        c.limits.endpoint_body_timeout = Duration::from_millis(300)
+    })
+    .await;
+    let addr = g.addr;
+    let status = tokio::task::spawn_blocking(move || {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        // Promises 100 bytes, sends 10 and waits.
+        s.write_all(
+            format!(
+                "POST /__consent HTTP/1.1\r\nHost: {addr}\r\nOrigin: http://{addr}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\naction=acc"
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        let mut resp = String::new();
+        let mut buf = [0u8; 1024];
+        if let Ok(n) = s.read(&mut buf) {
+            resp.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+        resp.lines().next().unwrap_or("").to_string()
+    })
+    .await
+    .unwrap();
+    assert!(status.starts_with("HTTP/1.1 408"), "{status}");
+    assert!(g
+        .proxy
+        .metrics
+        .render()
+        .contains("consentgate_limits_hit_total{limit=\"endpoint_body_timeout\"} 1"));
+}
