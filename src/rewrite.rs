@@ -712,9 +712,11 @@ fn on_srcdoc(
     ctx: &Ctx,
     el: &mut Element<'_, '_, lol_html::send::SendHandlerTypes>,
 ) -> HandlerResult {
-    let Some(doc) = el.get_attribute("srcdoc") else {
+    let Some(raw) = el.get_attribute("srcdoc") else {
         return Ok(());
     };
+    // The value is raw source text: the document the browser renders is its decoded form.
+    let doc = crate::urlctx::decode(&raw);
     let (policy, blocked, page) = {
         let d = lock(ctx);
         (
@@ -727,7 +729,9 @@ fn on_srcdoc(
         .map_err(|e| handler_error(format!("iframe srcdoc: {e}")))?;
     let out = String::from_utf8_lossy(&out);
     if out != doc {
-        el.set_attribute("srcdoc", &out)?;
+        // lol_html escapes only `"` when it writes a value: escape `&` so the browser decodes
+        // back exactly the rewritten document.
+        el.set_attribute("srcdoc", &out.replace('&', "&amp;"))?;
         lock(ctx).stats.neutralized += 1;
     }
     Ok(())
