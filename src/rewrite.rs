@@ -388,13 +388,14 @@ fn blocking_handlers<'s>(
             Ok(())
         }),
     ));
+    // A srcdoc document loads in browsers with or without JavaScript, so inside noscript too.
+    let c = ctx.clone();
+    s = s.append_element_content_handler((
+        Cow::Borrowed(&sel.srcdoc),
+        ElementContentHandlers::default()
+            .element(move |el: &mut Element<'_, '_, _>| on_srcdoc(&c, el)),
+    ));
     if outer {
-        let c = ctx.clone();
-        s = s.append_element_content_handler((
-            Cow::Borrowed(&sel.srcdoc),
-            ElementContentHandlers::default()
-                .element(move |el: &mut Element<'_, '_, _>| on_srcdoc(&c, el)),
-        ));
         let (c, sl) = (ctx.clone(), slot.clone());
         let sl2 = slot.clone();
         s = s.append_element_content_handler((
@@ -412,7 +413,9 @@ impl DocCtx {
         let hosts = &self.policy.hosts;
         let svc = match kind {
             UrlKind::One => self.urls.service_of(value, hosts),
-            UrlKind::Srcset => self.urls.service_in_srcset(value, hosts),
+            UrlKind::Srcset => self
+                .urls
+                .service_in_srcset(value, hosts, |s| self.blocked.contains(s)),
         }?;
         self.blocked.contains(svc).then_some(svc)
     }
@@ -479,8 +482,8 @@ impl DocCtx {
                 obj.retain(|_, target| {
                     let blocked = target
                         .as_str()
-                        .and_then(|u| self.blocked_service(u, UrlKind::One))
-                        .is_some();
+                        .and_then(|u| self.urls.service_of_text(u, &self.policy.hosts))
+                        .is_some_and(|s| self.blocked.contains(s));
                     removed |= blocked;
                     !blocked
                 });

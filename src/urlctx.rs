@@ -115,6 +115,12 @@ impl UrlContext {
         self.service_of_decoded(&decode(raw), hosts)
     }
 
+    /// The service of a URL in text that has no character references (script content such
+    /// as an import map: `&#46;` there is literally `&#46;`).
+    pub fn service_of_text(&self, text: &str, hosts: &HostMatcher) -> Option<usize> {
+        self.service_of_decoded(text, hosts)
+    }
+
     fn service_of_decoded(&self, v: &str, hosts: &HostMatcher) -> Option<usize> {
         let v = v.trim_matches(|c: char| c <= ' ');
         if v.is_empty() {
@@ -149,9 +155,18 @@ impl UrlContext {
         }
     }
 
-    /// The first service among the candidates of a `srcset` (or `imagesrcset`) value.
-    pub fn service_in_srcset(&self, srcset: &str, hosts: &HostMatcher) -> Option<usize> {
-        srcset_urls(&decode(srcset)).find_map(|u| self.service_of_decoded(u, hosts))
+    /// The first service among the candidates of a `srcset` (or `imagesrcset`) value for which
+    /// `wanted` holds: the browser may pick any candidate, so a blocked one after an allowed
+    /// one still counts.
+    pub fn service_in_srcset(
+        &self,
+        srcset: &str,
+        hosts: &HostMatcher,
+        wanted: impl Fn(usize) -> bool,
+    ) -> Option<usize> {
+        srcset_urls(&decode(srcset))
+            .filter_map(|u| self.service_of_decoded(u, hosts))
+            .find(|&s| wanted(s))
     }
 
     /// The first service among space-separated URLs (`<a ping>`).
