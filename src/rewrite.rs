@@ -330,6 +330,11 @@ fn blocking_handlers<'s>(
     s = s.append_element_content_handler((
         Cow::Borrowed(&sel.link),
         ElementContentHandlers::default().element(move |el: &mut Element<'_, '_, _>| {
+            // `<svg><link>` is an inert SVG element, not void: removing it would take the rest
+            // of the SVG (and its end tag) with it and change how what follows is parsed.
+            if el.namespace_uri() != "http://www.w3.org/1999/xhtml" {
+                return Ok(());
+            }
             let mut d = lock(&c);
             let href = el.get_attribute("href");
             // preconnect / dns-prefetch reveal the visitor to the host itself, whatever path.

@@ -346,3 +346,14 @@ fn regression_import_map_targets_are_not_entity_decoded() {
     let html = r#"<base href="https://euc-widget.freshworks.com/"><script type="importmap">{"imports":{"m":"&#104;ttps&#58;//googletagmanager&#46;com/gtag/x.js"}}</script>"#;
     check(&o, &p, html, &["google-analytics"], 5);
 }
+
+/// Generated: `<svg><link>` is an SVG element with content, so removing it also removed
+/// `</svg>`; the `<textarea>` after it became an SVG element and the `<embed>` "inside" it
+/// broke out as a real HTML embed.
+#[test]
+fn regression_link_inside_svg_is_left_alone() {
+    let p = policy();
+    let o = Oracle::new(&p.catalog);
+    let html = r#"<svg><link rel="stylesheet" href="https://www.google-analytics.com/x.js"></svg><textarea><embed src="https://static.zdassets.com/x.js"></textarea>"#;
+    check(&o, &p, html, &[], 1);
+}
