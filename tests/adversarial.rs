@@ -85,29 +85,26 @@ fn check(o: &Oracle, p: &Arc<Policy>, c: &Case) -> Vec<String> {
             break;
         }
     }
-    match &whole {
-        Ok(out) => {
-            let out = strip_injection(out);
-            let refused = o.blocked_ids(&c.granted);
-            for l in o.leaks(&out, &page(), &refused) {
-                fails.push(format!("LEAK {} via {}: {}", l.service, l.why, l.url));
-            }
-            let kept: BTreeSet<String> = o
-                .fetches(&out, &page())
-                .into_iter()
-                .map(|f| f.service)
-                .collect();
-            for g in &c.granted {
-                if seen.contains(*g) && !kept.contains(*g) {
-                    fails.push(format!("granted {g} no longer loads"));
-                }
-            }
-            if !fails.is_empty() {
-                fails.push(format!("output: {}", String::from_utf8_lossy(&out)));
+    // An error fails closed (the proxy aborts the response): safe, and counted by `run`.
+    if let Ok(out) = &whole {
+        let out = strip_injection(out);
+        let refused = o.blocked_ids(&c.granted);
+        for l in o.leaks(&out, &page(), &refused) {
+            fails.push(format!("LEAK {} via {}: {}", l.service, l.why, l.url));
+        }
+        let kept: BTreeSet<String> = o
+            .fetches(&out, &page())
+            .into_iter()
+            .map(|f| f.service)
+            .collect();
+        for g in &c.granted {
+            if seen.contains(*g) && !kept.contains(*g) {
+                fails.push(format!("granted {g} no longer loads"));
             }
         }
-        // Failing closed (the proxy aborts the response) is safe, not a leak.
-        Err(_) => {}
+        if !fails.is_empty() {
+            fails.push(format!("output: {}", String::from_utf8_lossy(&out)));
+        }
     }
     let all: Vec<&str> = p.catalog.services().iter().map(|s| s.id.as_str()).collect();
     let everything = blocked_set(p, &all);
@@ -136,7 +133,12 @@ fn run(cases: &[Case]) {
 fn run_with(p: &Arc<Policy>, cases: &[Case]) {
     let o = Oracle::new(&p.catalog);
     let mut report = String::new();
+    let mut errors = 0;
     for c in cases {
+        if rewrite(p, &blocked_set(p, &c.granted), c.html.as_bytes(), 0).is_err() {
+            errors += 1;
+            eprintln!("fails closed (rewrite error): {}", c.name);
+        }
         let fails = check(&o, p, c);
         if !fails.is_empty() {
             report.push_str(&format!(
@@ -147,6 +149,7 @@ fn run_with(p: &Arc<Policy>, cases: &[Case]) {
             ));
         }
     }
+    eprintln!("{} cases, {errors} failed closed", cases.len());
     assert!(
         report.is_empty(),
         "{} cases, failures:{report}",

@@ -260,7 +260,10 @@ fn parse_noscript(text: &str) -> RcDom {
     parse_fragment(RcDom::default(), opts(false, false), ctx, vec![], false).one(text)
 }
 
-fn element(h: &Handle) -> Option<(&QualName, Vec<(String, String, String)>)> {
+/// An attribute as (namespace URI, local name, value).
+type Attr = (String, String, String);
+
+fn element(h: &Handle) -> Option<(&QualName, Vec<Attr>)> {
     match &h.data {
         NodeData::Element { name, attrs, .. } => Some((
             name,
@@ -521,17 +524,12 @@ impl Walk<'_> {
         if ns == SVG {
             let href = a("href").or_else(|| xlink_href(attrs).map(str::to_string));
             match local {
-                "script" => {
-                    if executable(a("type").as_deref(), None) {
-                        if let Some(v) = href {
-                            self.url(&v, format!("{here} href"), false);
-                        } else if self.scripting {
-                            self.oracle.scan_code(
-                                &text_of(h),
-                                &format!("{here} (inline)"),
-                                self.out,
-                            );
-                        }
+                "script" if executable(a("type").as_deref(), None) => {
+                    if let Some(v) = href {
+                        self.url(&v, format!("{here} href"), false);
+                    } else if self.scripting {
+                        self.oracle
+                            .scan_code(&text_of(h), &format!("{here} (inline)"), self.out);
                     }
                 }
                 "image" | "feImage" => {
