@@ -52,6 +52,14 @@ const IMG: &[UrlAttr] = &[("src", UrlKind::One), ("srcset", UrlKind::Srcset)];
 const VIDEO: &[UrlAttr] = &[("src", UrlKind::One), ("poster", UrlKind::One)];
 const OBJECT: &[UrlAttr] = &[("data", UrlKind::One)];
 const SVG_HREF: &[UrlAttr] = &[("href", UrlKind::One), ("xlink:href", UrlKind::One)];
+/// `<image>`: SVG's fetches via href; in HTML the tree builder turns `<image src>` into
+/// `<img src>`, so src and srcset count too.
+const IMAGE: &[UrlAttr] = &[
+    ("href", UrlKind::One),
+    ("xlink:href", UrlKind::One),
+    ("src", UrlKind::One),
+    ("srcset", UrlKind::Srcset),
+];
 const BACKGROUND: &[UrlAttr] = &[("background", UrlKind::One)];
 
 impl Selectors {
@@ -77,7 +85,7 @@ impl Selectors {
                 (p("embed[src]")?, SRC),
                 (p("object[data]")?, OBJECT),
                 // SVG: <image>, <use>, <feImage> fetch via href / xlink:href.
-                (p("image")?, SVG_HREF),
+                (p("image")?, IMAGE),
                 (p("use")?, SVG_HREF),
                 (p("feimage")?, SVG_HREF),
                 // Legacy presentational attribute; still fetched by browsers.

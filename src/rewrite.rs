@@ -330,6 +330,11 @@ fn blocking_handlers<'s>(
     s = s.append_element_content_handler((
         Cow::Borrowed(&sel.link),
         ElementContentHandlers::default().element(move |el: &mut Element<'_, '_, _>| {
+            // `<svg><link>` is an inert SVG element, not void: removing it would take the rest
+            // of the SVG (and its end tag) with it and change how what follows is parsed.
+            if el.namespace_uri() != "http://www.w3.org/1999/xhtml" {
+                return Ok(());
+            }
             let mut d = lock(&c);
             let href = el.get_attribute("href");
             // preconnect / dns-prefetch reveal the visitor to the host itself, whatever path.
@@ -388,13 +393,14 @@ fn blocking_handlers<'s>(
             Ok(())
         }),
     ));
+    // A srcdoc document loads in browsers with or without JavaScript, so inside noscript too.
+    let c = ctx.clone();
+    s = s.append_element_content_handler((
+        Cow::Borrowed(&sel.srcdoc),
+        ElementContentHandlers::default()
+            .element(move |el: &mut Element<'_, '_, _>| on_srcdoc(&c, el)),
+    ));
     if outer {
-        let c = ctx.clone();
-        s = s.append_element_content_handler((
-            Cow::Borrowed(&sel.srcdoc),
-            ElementContentHandlers::default()
-                .element(move |el: &mut Element<'_, '_, _>| on_srcdoc(&c, el)),
-        ));
         let (c, sl) = (ctx.clone(), slot.clone());
         let sl2 = slot.clone();
         s = s.append_element_content_handler((
@@ -412,7 +418,9 @@ impl DocCtx {
         let hosts = &self.policy.hosts;
         let svc = match kind {
             UrlKind::One => self.urls.service_of(value, hosts),
-            UrlKind::Srcset => self.urls.service_in_srcset(value, hosts),
+            UrlKind::Srcset => self
+                .urls
+                .service_in_srcset(value, hosts, |s| self.blocked.contains(s)),
         }?;
         self.blocked.contains(svc).then_some(svc)
     }
@@ -479,8 +487,8 @@ impl DocCtx {
                 obj.retain(|_, target| {
                     let blocked = target
                         .as_str()
-                        .and_then(|u| self.blocked_service(u, UrlKind::One))
-                        .is_some();
+                        .and_then(|u| self.urls.service_of_text(u, &self.policy.hosts))
+                        .is_some_and(|s| self.blocked.contains(s));
                     removed |= blocked;
                     !blocked
                 });
@@ -712,9 +720,11 @@ fn on_srcdoc(
     ctx: &Ctx,
     el: &mut Element<'_, '_, lol_html::send::SendHandlerTypes>,
 ) -> HandlerResult {
-    let Some(doc) = el.get_attribute("srcdoc") else {
+    let Some(raw) = el.get_attribute("srcdoc") else {
         return Ok(());
     };
+    // The value is raw source text: the document the browser renders is its decoded form.
+    let doc = crate::urlctx::decode(&raw);
     let (policy, blocked, page) = {
         let d = lock(ctx);
         (
@@ -727,7 +737,9 @@ fn on_srcdoc(
         .map_err(|e| handler_error(format!("iframe srcdoc: {e}")))?;
     let out = String::from_utf8_lossy(&out);
     if out != doc {
-        el.set_attribute("srcdoc", &out)?;
+        // lol_html escapes only `"` when it writes a value: escape `&` so the browser decodes
+        // back exactly the rewritten document.
+        el.set_attribute("srcdoc", &out.replace('&', "&amp;"))?;
         lock(ctx).stats.neutralized += 1;
     }
     Ok(())

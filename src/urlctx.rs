@@ -98,7 +98,8 @@ impl UrlContext {
         if self.base.is_some() {
             return;
         }
-        if let Ok(u) = self.page.join(href.trim()) {
+        // Raw attribute text: `https&#x3a;//host/` is a third-party base to the browser.
+        if let Ok(u) = self.page.join(decode(href).trim()) {
             if matches!(u.scheme(), "http" | "https") {
                 self.base = Some(u);
             }
@@ -114,6 +115,12 @@ impl UrlContext {
         self.service_of_decoded(&decode(raw), hosts)
     }
 
+    /// The service of a URL in text that has no character references (script content such
+    /// as an import map: `&#46;` there is literally `&#46;`).
+    pub fn service_of_text(&self, text: &str, hosts: &HostMatcher) -> Option<usize> {
+        self.service_of_decoded(text, hosts)
+    }
+
     fn service_of_decoded(&self, v: &str, hosts: &HostMatcher) -> Option<usize> {
         let v = v.trim_matches(|c: char| c <= ' ');
         if v.is_empty() {
@@ -123,7 +130,13 @@ impl UrlContext {
         if is_plain_relative(v) && !hosts.knows_host(base.host_str().unwrap_or("")) {
             return None;
         }
-        let u = base.join(v).ok()?;
+        let mut u = base.join(v).ok()?;
+        if u.path().contains('%') {
+            // The server decodes %XX of unreserved characters (RFC 3986 §6.2.2.2): `/%74r` is
+            // `/tr` to it, so path prefixes must see the decoded form.
+            let path = decode_unreserved(u.path());
+            u.set_path(&path);
+        }
         let service = hosts.lookup_url(&u);
         self.observe(&u, service);
         service
@@ -142,9 +155,18 @@ impl UrlContext {
         }
     }
 
-    /// The first service among the candidates of a `srcset` (or `imagesrcset`) value.
-    pub fn service_in_srcset(&self, srcset: &str, hosts: &HostMatcher) -> Option<usize> {
-        srcset_urls(&decode(srcset)).find_map(|u| self.service_of_decoded(u, hosts))
+    /// The first service among the candidates of a `srcset` (or `imagesrcset`) value for which
+    /// `wanted` holds: the browser may pick any candidate, so a blocked one after an allowed
+    /// one still counts.
+    pub fn service_in_srcset(
+        &self,
+        srcset: &str,
+        hosts: &HostMatcher,
+        wanted: impl Fn(usize) -> bool,
+    ) -> Option<usize> {
+        srcset_urls(&decode(srcset))
+            .filter_map(|u| self.service_of_decoded(u, hosts))
+            .find(|&s| wanted(s))
     }
 
     /// The first service among space-separated URLs (`<a ping>`).
@@ -153,6 +175,30 @@ impl UrlContext {
             .split_ascii_whitespace()
             .find_map(|u| self.service_of_decoded(u, hosts))
     }
+}
+
+/// `path` with percent-escapes of unreserved characters (ALPHA, DIGIT, `-._~`) decoded.
+fn decode_unreserved(path: &str) -> String {
+    let b = path.as_bytes();
+    let mut out = String::with_capacity(path.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            let hex = |c: u8| (c as char).to_digit(16);
+            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
+                let c = (h * 16 + l) as u8;
+                if c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~') {
+                    out.push(c as char);
+                    i += 3;
+                    continue;
+                }
+            }
+        }
+        // Non-ASCII never appears in a serialized path: it is percent-encoded.
+        out.push(b[i] as char);
+        i += 1;
+    }
+    out
 }
 
 /// A raw attribute value with its character references decoded.
