@@ -622,7 +622,6 @@ fn on_script(
             d.stats.neutralized += 1;
             d.stats.seen.insert(svc);
             *d.stats.by_service.entry(svc).or_default() += 1;
-            *d.stats.by_service.entry(svc).or_default() += 1;
         }
         return Ok(());
     }
@@ -898,6 +897,28 @@ basis = "DPF"
         assert!(out.contains(r#"data-consentgate-type="module""#), "{out}");
         assert!(out.contains(r#"type="text/plain""#), "{out}");
         assert!(!out.contains(" src="), "{out}");
+    }
+
+    #[test]
+    fn each_neutralized_element_is_counted_once() {
+        let p = policy(1 << 20);
+        let page = url::Url::parse("https://site.test/").unwrap();
+        let mut rw = PageRewriter::new(
+            p.clone(),
+            p.blocked(&Decision::undecided()),
+            page,
+            Charset::default(),
+        );
+        let mut out = Vec::new();
+        rw.write(
+            br#"<script src="https://static.chat.test/w.js"></script><script>window.$chatq=[];</script>"#,
+            &mut out,
+        )
+        .unwrap();
+        let stats = rw.finish(&mut out).unwrap();
+        let chat = p.catalog.index_of("chat").unwrap();
+        assert_eq!(stats.by_service.get(&chat), Some(&2), "{stats:?}");
+        assert_eq!(stats.neutralized, 2);
     }
 
     #[test]
