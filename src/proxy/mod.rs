@@ -428,8 +428,7 @@ impl Proxy {
         }
         h.update([u8::from(v.decision.decided), u8::from(v.gpc)]);
         h.update(v.lang.as_bytes());
-        let d = h.finalize();
-        d[..6].iter().map(|b| format!("{b:02x}")).collect()
+        hex(&h.finalize()[..6])
     }
 
     /// Serves one request. Every request gets an id (kept from a trusted front proxy, else new)
@@ -451,10 +450,7 @@ impl Proxy {
                     && v.bytes().all(|b| b.is_ascii_graphic())
             })
             .map(str::to_string);
-        let id = incoming.unwrap_or_else(|| {
-            let b: [u8; 12] = rand::random();
-            b.iter().map(|x| format!("{x:02x}")).collect()
-        });
+        let id = incoming.unwrap_or_else(|| hex(&rand::random::<[u8; 12]>()));
         let value =
             HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("invalid"));
         req.headers_mut().insert("x-request-id", value.clone());
@@ -535,7 +531,7 @@ impl Proxy {
             blocked: &blocked,
             upgrade: upgrade.as_ref(),
         };
-        let (resp, retry, page_revalidation) = match self.send_balanced(&parts, body, &ctx).await {
+        let (resp, used, page_revalidation) = match self.send_balanced(&parts, body, &ctx).await {
             Ok(x) => x,
             Err(resp) => return resp,
         };
@@ -548,8 +544,14 @@ impl Proxy {
         let resp = if resp.status() == StatusCode::PARTIAL_CONTENT
             && headers::is_html(resp.headers().get(header::CONTENT_TYPE))
         {
-            match retry {
-                Some(full) => {
+            let whole = matches!(method, Method::GET | Method::HEAD).then(|| {
+                self.upstream_request(&parts, empty_body(), self.upstreams.url(used), &ctx)
+            });
+            match whole {
+                Some(Err(resp)) => return resp,
+                Some(Ok((mut full, _))) => {
+                    full.headers_mut().remove(header::RANGE);
+                    full.headers_mut().remove(header::IF_RANGE);
                     let upstream = full.uri().to_string();
                     match self.send(full).await {
                         Ok(r) => r,
@@ -609,14 +611,14 @@ impl Proxy {
 
     /// Sends a request to one of the origin's addresses. A request without a body whose
     /// connection fails is tried on the next address (nothing reached the origin); the failed
-    /// address is left out for a while. Returns the address used, for a follow-up request.
+    /// address is left out for a while. Returns the address used, for a follow-up request,
+    /// and whether `If-None-Match` carried our tags.
     async fn send_balanced(
         &self,
         parts: &http::request::Parts,
         body: Incoming,
         ctx: &UpstreamContext<'_>,
-    ) -> Result<(Response<Incoming>, Option<Request<UpstreamBody>>, bool), Response<ProxyBody>>
-    {
+    ) -> Result<(Response<Incoming>, usize, bool), Response<ProxyBody>> {
         use http_body::Body as _;
         let retryable = body.is_end_stream() && ctx.upgrade.is_none();
         let mut body = Some(body.boxed());
@@ -625,7 +627,7 @@ impl Proxy {
             let i = self.upstreams.pick(&tried);
             tried.push(i);
             let this_body = body.take().unwrap_or_else(empty_body);
-            let (mut up, retry, revalidation) =
+            let (mut up, revalidation) =
                 self.upstream_request(parts, this_body, self.upstreams.url(i), ctx)?;
             if let Some(proto) = ctx.upgrade {
                 // Hop-by-hop removal took them out; an upgrade is the one case they must travel.
@@ -636,7 +638,7 @@ impl Proxy {
             match self.send(up).await {
                 Ok(r) => {
                     self.upstreams.succeeded(i);
-                    return Ok((r, retry, revalidation));
+                    return Ok((r, i, revalidation));
                 }
                 Err(e) => {
                     if e.kind == "connect" && self.upstreams.failed(i) {
@@ -655,17 +657,16 @@ impl Proxy {
         }
     }
 
-    /// Builds the origin request. Also returns, for GET, a copy without `Range` to fall back
-    /// on, and whether `If-None-Match` carried our consent-specific tags.
-    #[allow(clippy::type_complexity, clippy::result_large_err)]
+    /// Builds the origin request for one address. Also returns whether `If-None-Match`
+    /// carried our consent-specific tags.
+    #[allow(clippy::result_large_err)]
     fn upstream_request(
         &self,
         parts: &http::request::Parts,
         body: UpstreamBody,
         base: &url::Url,
         ctx: &UpstreamContext<'_>,
-    ) -> Result<(Request<UpstreamBody>, Option<Request<UpstreamBody>>, bool), Response<ProxyBody>>
-    {
+    ) -> Result<(Request<UpstreamBody>, bool), Response<ProxyBody>> {
         let UpstreamContext {
             peer,
             host,
@@ -725,24 +726,11 @@ impl Proxy {
         if page_revalidation {
             h.remove(header::IF_MODIFIED_SINCE);
         }
-
-        let retry = if parts.method == Method::GET || parts.method == Method::HEAD {
-            let mut rh = h.clone();
-            rh.remove(header::RANGE);
-            rh.remove(header::IF_RANGE);
-            let mut r = Request::new(empty_body());
-            *r.method_mut() = parts.method.clone();
-            *r.uri_mut() = uri.clone();
-            *r.headers_mut() = rh;
-            Some(r)
-        } else {
-            None
-        };
         let mut req = Request::new(body);
         *req.method_mut() = parts.method.clone();
         *req.uri_mut() = uri;
         *req.headers_mut() = headers;
-        Ok((req, retry, page_revalidation))
+        Ok((req, page_revalidation))
     }
 
     /// The banner, settings control and facades for this visitor, rendered at `</body>` once the
@@ -1221,6 +1209,17 @@ fn simple(status: StatusCode, msg: &str) -> Response<ProxyBody> {
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
+}
+
+/// Lower-case hex, in one allocation.
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)] as char);
+        out.push(DIGITS[usize::from(b & 15)] as char);
+    }
+    out
 }
 
 const BAD_GATEWAY_TEXT: &str = "502 Bad Gateway: the site's server did not answer";
