@@ -544,12 +544,16 @@ impl Proxy {
         let resp = if resp.status() == StatusCode::PARTIAL_CONTENT
             && headers::is_html(resp.headers().get(header::CONTENT_TYPE))
         {
-            let whole = matches!(method, Method::GET | Method::HEAD).then(|| {
-                self.upstream_request(&parts, empty_body(), self.upstreams.url(used), &ctx)
-            });
+            let whole = if matches!(method, Method::GET | Method::HEAD) {
+                match self.upstream_request(&parts, empty_body(), self.upstreams.url(used), &ctx) {
+                    Ok((full, _)) => Some(full),
+                    Err(resp) => return resp,
+                }
+            } else {
+                None
+            };
             match whole {
-                Some(Err(resp)) => return resp,
-                Some(Ok((mut full, _))) => {
+                Some(mut full) => {
                     full.headers_mut().remove(header::RANGE);
                     full.headers_mut().remove(header::IF_RANGE);
                     let upstream = full.uri().to_string();
