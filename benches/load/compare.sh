@@ -17,7 +17,7 @@
 # serving the target) and the ratios issue 7 sets targets for; then runs stream.sh.
 #
 # Environment (defaults): DURATION=5 ROUNDS=3 CONNS=32 WRK_THREADS=1 WARMUP=1 PROXY_CPU=0
-#   AUX_CPU=1 PAGES="5k 60k 1m" STREAM=1 (0 skips stream.sh) KEEP=0 (1 keeps the scratch dir)
+#   AUX_CPU=1 WRK_TIMEOUT=30s PAGES="5k 60k 1m" STREAM=1 (0 skips stream.sh) KEEP=0 (1 keeps the scratch dir)
 #   CEILING_US_60K: lol_html's no-op-handler time for the 60 KB page in microseconds; by default
 #   read from target/criterion (cargo bench --bench rewriter), else issue 7's 245 MB/s yardstick.
 # Results: target/load/<timestamp>.tsv (raw, one line per wrk run) and .md (the summary).
@@ -37,6 +37,8 @@ PROXY_CPU="${PROXY_CPU:-0}"
 AUX_CPU="${AUX_CPU:-1}"
 PAGES="${PAGES:-5k 60k 1m}"
 STREAM="${STREAM:-1}"
+# Slow responses are counted in the latency, not dropped as socket timeouts (wrk: 2 s).
+WRK_TIMEOUT="${WRK_TIMEOUT:-30s}"
 
 need_tools nginx wrk curl python3 taskset cargo awk
 trap cleanup EXIT
@@ -207,7 +209,7 @@ run() {
 	RUN_N=$((RUN_N + 1))
 	out="$WORK/wrk/$RUN_N.txt"
 	before="$(cpu_ticks "$pid")"
-	taskset -c "$AUX_CPU" wrk -t"$WRK_THREADS" -c"$CONNS" -d"${secs}s" --latency "${args[@]}" \
+	taskset -c "$AUX_CPU" wrk -t"$WRK_THREADS" -c"$CONNS" -d"${secs}s" --timeout "$WRK_TIMEOUT" --latency "${args[@]}" \
 		"http://127.0.0.1:$port$path" >"$out" 2>&1 || die "wrk failed: $(cat "$out")"
 	after="$(cpu_ticks "$pid")"
 	[[ "$round" == warmup ]] && return 0
