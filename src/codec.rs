@@ -276,7 +276,8 @@ enum Enc {
     Zstd(zstd::stream::write::Encoder<'static, Vec<u8>>),
 }
 
-/// Streaming encoder: levels chosen for speed (the body is re-encoded on every request).
+/// Streaming encoder: levels chosen for speed, since the body is re-encoded on every request
+/// (gzip/deflate level 1 as nginx's `gzip_comp_level` default; brotli 4; zstd 3).
 pub struct Encoder {
     coding: Coding,
     inner: Enc,
@@ -295,11 +296,11 @@ impl Encoder {
             Coding::Identity => Enc::Identity,
             Coding::Gzip => Enc::Gzip(flate2::write::GzEncoder::new(
                 Vec::new(),
-                flate2::Compression::new(4),
+                flate2::Compression::fast(),
             )),
             Coding::Deflate => Enc::Zlib(flate2::write::ZlibEncoder::new(
                 Vec::new(),
-                flate2::Compression::new(4),
+                flate2::Compression::fast(),
             )),
             Coding::Brotli => Enc::Brotli(Box::new(brotli::CompressorWriter::new(
                 Vec::new(),

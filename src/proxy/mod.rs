@@ -74,6 +74,36 @@ pub struct Proxy {
     client: HttpsClient,
     /// The origin's addresses, balanced with passive health.
     upstreams: upstreams::Upstreams,
+    /// Rendered banners by consent state (rendering and escaping cost more than the rewrite
+    /// of a small page).
+    banner_cache: Arc<BannerCache>,
+}
+
+/// Rendered banner HTML by (consent-state tag, has a receipt, facades shown), bounded: when full
+/// it starts over (the states in use are few; a flood of odd ones must not grow memory).
+#[derive(Default)]
+struct BannerCache(std::sync::Mutex<std::collections::HashMap<BannerKey, Arc<str>>>);
+
+type BannerKey = (String, bool, Vec<usize>);
+
+impl BannerCache {
+    const CAPACITY: usize = 512;
+
+    fn get(&self, key: &BannerKey) -> Option<Arc<str>> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key)
+            .cloned()
+    }
+
+    fn put(&self, key: BannerKey, html: &str) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= Self::CAPACITY {
+            map.clear();
+        }
+        map.insert(key, Arc::from(html));
+    }
 }
 
 /// What kind of work a response was, for the latency histogram.
@@ -184,6 +214,7 @@ impl Proxy {
                 policy_hash,
                 client,
                 upstreams: upstreams::Upstreams::new(&config_upstream),
+                banner_cache: Arc::default(),
             },
             source,
         ))
@@ -739,13 +770,17 @@ impl Proxy {
 
     /// The banner, settings control and facades for this visitor, rendered at `</body>` once the
     /// rewrite knows which widgets the page had.
-    fn injection(&self, v: &Visitor, blocked: &ServiceSet) -> Injection {
-        let (policy, languages, opts) = (
+    ///
+    /// The HTML depends only on the consent state (which `state` names), whether the visitor
+    /// has a receipt, and the facades: it is rendered once per such key and then reused.
+    fn injection(&self, v: &Visitor, blocked: &ServiceSet, state: &str) -> Injection {
+        let (policy, languages, opts, cache) = (
             self.policy.clone(),
             self.languages.clone(),
             self.banner.clone(),
+            self.banner_cache.clone(),
         );
-        let (v, blocked) = (v.clone(), blocked.clone());
+        let (v, blocked, state) = (v.clone(), blocked.clone(), state.to_string());
         Box::new(move |stats: &RewriteStats| {
             let facades: Vec<usize> = stats
                 .seen
@@ -753,16 +788,22 @@ impl Proxy {
                 .filter(|i| blocked.contains(*i))
                 .filter(|i| policy.catalog.get(*i).is_some_and(|s| s.facade.is_some()))
                 .collect();
-            banner::render(
+            let key = (state, v.decision.receipt.is_some(), facades);
+            if let Some(html) = cache.get(&key) {
+                return html.to_string();
+            }
+            let html = banner::render(
                 &policy.catalog,
                 &v.decision,
                 &languages,
                 &v.lang,
                 &opts,
                 v.gpc,
-                &facades,
+                &key.2,
             )
-            .html
+            .html;
+            cache.put(key, &html);
+            html
         })
     }
 
@@ -838,7 +879,7 @@ impl Proxy {
             .headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok());
-        let injection = inject.then(|| self.injection(&visitor, &blocked));
+        let injection = inject.then(|| self.injection(&visitor, &blocked, state));
         let blocked_any = !blocked.is_empty();
         let rewriter = match BodyRewriter::new(
             self.policy.clone(),
