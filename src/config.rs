@@ -16,6 +16,7 @@ use crate::policy::RewriteLimits;
 struct RawServer {
     listen: Option<String>,
     trust_forwarded_headers: Option<bool>,
+    workers: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -245,6 +246,8 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Keep and extend incoming `X-Forwarded-*`/`Forwarded` (only behind a trusted proxy).
     pub trust_forwarded_headers: bool,
+    /// Threads serving requests; `None`: one per CPU (or `TOKIO_WORKER_THREADS`).
+    pub workers: Option<usize>,
 }
 
 /// The protocol spoken to the origin.
@@ -439,6 +442,12 @@ impl Config {
         let consent: RawConsent = section(&table, "consent", &mut errors);
         let rewrite: RawRewrite = section(&table, "rewrite", &mut errors);
 
+        if server.workers.is_some_and(|n| n > 1024) {
+            errors.push(ConfigError::new(
+                "server.workers",
+                "at most 1024 (0 or absent: one per CPU)",
+            ));
+        }
         let listen = server.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
         let listen = listen.parse::<SocketAddr>().unwrap_or_else(|e| {
             errors.push(ConfigError::new(
@@ -1036,6 +1045,7 @@ impl Config {
             server: ServerConfig {
                 listen,
                 trust_forwarded_headers: server.trust_forwarded_headers.unwrap_or(false),
+                workers: server.workers.filter(|&n| n > 0),
             },
             upstream: UpstreamConfig {
                 url,

@@ -525,10 +525,20 @@ fn main() -> ExitCode {
         eprintln!("error: {e:#}");
         return ExitCode::from(2);
     }
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if cli.command.is_none() {
+        // The proxy's thread count comes from its configuration (an invalid file is reported
+        // by `run` below, with every problem).
+        let source = ConfigSource {
+            path: cli.config.clone(),
+            listen: cli.listen,
+            upstream: cli.upstream.clone(),
+        };
+        if let Some(n) = source.load().ok().and_then(|c| c.server.workers) {
+            builder.worker_threads(n);
+        }
+    }
+    let rt = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");

@@ -188,19 +188,27 @@ fn runs_from_a_config_file() {
     let cfg = write_file(
         "run.toml",
         &format!(
-            "[server]\nlisten = \"127.0.0.1:{port}\"\n[upstream]\nurl = \"http://{}\"\n",
+            "[server]\nlisten = \"127.0.0.1:{port}\"\nworkers = 3\n[upstream]\nurl = \"http://{}\"\n",
             origin.addr
         ),
     );
-    let _p = Running(
+    let p = Running(
         Command::new(BIN)
             .arg("--config")
             .arg(&cfg)
+            .env_remove("TOKIO_WORKER_THREADS")
             .stderr(Stdio::null())
             .spawn()
             .unwrap(),
     );
     assert!(http_get(port, "/").contains("<p>from file</p>"));
+    // server.workers sets the runtime's thread count.
+    let workers = std::fs::read_dir(format!("/proc/{}/task", p.0.id()))
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .filter(|name| name.starts_with("tokio-r"))
+        .count();
+    assert_eq!(workers, 3);
     drop(rt);
 }
 
