@@ -188,7 +188,7 @@ fn runs_from_a_config_file() {
     let cfg = write_file(
         "run.toml",
         &format!(
-            "[server]\nlisten = \"127.0.0.1:{port}\"\nworkers = 3\n[upstream]\nurl = \"http://{}\"\n",
+            "[server]\nlisten = \"127.0.0.1:{port}\"\nworkers = 7\n[upstream]\nurl = \"http://{}\"\n",
             origin.addr
         ),
     );
@@ -202,13 +202,14 @@ fn runs_from_a_config_file() {
             .unwrap(),
     );
     assert!(http_get(port, "/").contains("<p>from file</p>"));
-    // server.workers sets the runtime's thread count.
+    // server.workers sets the runtime's thread count (tokio names its blocking threads, e.g.
+    // for name resolution, the same way: allow a couple).
     let workers = std::fs::read_dir(format!("/proc/{}/task", p.0.id()))
         .unwrap()
         .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
         .filter(|name| name.starts_with("tokio-r"))
         .count();
-    assert_eq!(workers, 3);
+    assert!((7..=9).contains(&workers), "{workers} runtime threads");
     drop(rt);
 }
 
