@@ -1202,3 +1202,145 @@ basis = "DPF"
         assert!(!is_script_type_executable(None, Some("vbscript")));
     }
 }
+
+/// Fixed expected outputs (bytes and stats) for a few whole pages under each kind of decision,
+/// so a change meant to be behaviour-preserving (performance work) shows up as a diff.
+/// Regenerate after a deliberate behaviour change with `CONSENTGATE_BLESS=1 cargo test --lib golden`.
+#[cfg(test)]
+mod golden {
+    use super::*;
+    use crate::catalog::Catalog;
+    use crate::decision::Decision;
+    use crate::demo;
+    use crate::policy::RewriteLimits;
+    use std::path::PathBuf;
+
+    /// Every kind of element the rewriter touches, in the forms that must still be caught
+    /// (entity-encoded, protocol-relative, srcset, SVG, noscript, srcdoc, import map, EOF).
+    const TRICKY: &str = r#"<!doctype html><html><head>
+<meta charset="utf-8"><meta http-equiv="refresh" content="30; url=https://www.facebook.com/tr?id=1">
+<meta http-equiv="Content-Type" content="text/html">
+<link rel="preconnect" href="https://static.zdassets.com"><link rel="dns-prefetch" href="//www.facebook.com">
+<link rel="preload" as="script" href="https://www.googletagmanager.com/gtag/js?id=G-1">
+<link rel="preload" as="image" imagesrcset="/a.png 1x, https://www.facebook.com/tr?id=2 2x">
+<link rel="stylesheet" href="/site.css">
+<script type="importmap">{"imports":{"yt":"https://www.youtube.com/iframe_api","app":"/app.js"}}</script>
+<script type="module" src="&#x68;ttps://static.zdassets.com/m.js"></script>
+<script src="https:&#47;&#47;static.zdassets.com/e.js" nonce="n&amp;1" data-q='a"b'></script>
+<script language="vbscript">$zopim</script>
+<script type="application/ld+json">{"x":"https://static.zdassets.com/"}</script>
+<script>window.$zopim||(function(){})();</script>
+<script>var first_party = 1;</script>
+</head><body background="https://www.facebook.com/tr?id=3">
+<!-- <script src="https://static.zdassets.com/commented.js"></script> -->
+<a href="/x" ping="https://static.zdassets.com/p /local">link</a>
+<img src="/ok.png" srcset="/a.png 1x, //www.facebook.com/tr?id=4 2x" alt="">
+<picture><source srcset="https://www.youtube.com/x.webp"><img src="https://i.ytimg.com/vi/x/0.jpg"></picture>
+<video poster="https://www.youtube.com/p.jpg" src="/v.mp4"></video>
+<audio src="https://static.zdassets.com/a.mp3"></audio>
+<object data="https://www.youtube.com/v/x"></object><embed src="https://www.youtube.com/v/y">
+<input type="image" src="https://www.facebook.com/tr?id=5">
+<svg><image href="https://static.zdassets.com/i.svg"/><use xlink:href="https://static.zdassets.com/s.svg#a"/><script href="https://static.zdassets.com/svg.js"></script></svg>
+<iframe srcdoc="<script src='https://static.zdassets.com/x.js'></script><p>hi</p>"></iframe>
+<iframe src="HTTPS://WWW.YOUTUBE-NOCOOKIE.COM./embed/x"></iframe>
+<noscript><img src="https://www.facebook.com/tr?id=6&amp;ev=PageView"><p>no js</p></noscript>
+<table background="/bg.png"><tr><td background="//static.zdassets.com/bg.png">x</td></tr></table>
+</body></html>
+<script>gtag('config', 'G-EOF')"#;
+
+    /// Relative URLs under a third-party `<base>` belong to that third party.
+    const BASE: &str = r#"<html><head><base href="https://static.zdassets.com/ekr/"><base href="/ignored/"></head>
+<body><script src="snippet.js"></script><img src="/px.gif"><iframe src="?w=1"></iframe><a href="a.html" ping="p">a</a></body></html>"#;
+
+    /// A page like the bench's: ordinary markup with the demo's real-world snippets.
+    fn shop() -> String {
+        let mut s = String::from("<!doctype html><html><head><meta charset=\"utf-8\"><title>Shop</title>\n<link rel=\"stylesheet\" href=\"/css/site.css\"><script src=\"/js/app.js\" defer></script>\n");
+        s.push_str(demo::ANALYTICS);
+        s.push_str("</head><body>\n");
+        for i in 0..8 {
+            s.push_str(&format!("<article><h2>P{i}</h2><img src=\"/img/{i}.jpg\" srcset=\"/img/{i}.jpg 1x, /img/{i}@2x.jpg 2x\" alt=\"\"><p>Text &amp; more</p><a href=\"/p/{i}\">Buy</a><script>window.q=(window.q||[]).concat([{{sku:{i}}}]);</script></article>\n"));
+        }
+        for snippet in [demo::YOUTUBE, demo::ZENDESK, demo::ZOPIM, demo::FRESHCHAT] {
+            s.push_str(snippet);
+        }
+        s.push_str("</body></html>\n");
+        s
+    }
+
+    fn run(policy: &Arc<Policy>, granted: &[&str], html: &str, chunk: usize) -> String {
+        let mut d = Decision::undecided();
+        d.decided = !granted.is_empty();
+        for g in granted {
+            if *g == "*" {
+                for i in 0..policy.catalog.len() {
+                    d.granted.insert(i);
+                }
+            } else if let Some(i) = policy.catalog.index_of(g) {
+                d.granted.insert(i);
+            }
+        }
+        let page = url::Url::parse("https://shop.example/dir/page.html").unwrap();
+        let inject: Injection = Box::new(|s: &RewriteStats| {
+            format!("<div id=cg n={} seen={:?}></div>", s.neutralized, s.seen)
+        });
+        let charset = Charset {
+            encoding: AsciiCompatibleEncoding::utf_8(),
+            from_meta: false,
+        };
+        let mut rw = PageRewriter::with_injection(
+            policy.clone(),
+            policy.blocked(&d),
+            page,
+            charset,
+            Some(inject),
+        );
+        let mut out = Vec::new();
+        for c in html.as_bytes().chunks(chunk) {
+            rw.write(c, &mut out).unwrap();
+        }
+        let stats = rw.finish(&mut out).unwrap();
+        let mut s = String::from_utf8(out).unwrap();
+        s.push_str(&format!(
+            "\n<!-- stats: neutralized={} seen={:?} by_service={:?} unclassified={} origins={:?} -->\n",
+            stats.neutralized, stats.seen, stats.by_service, stats.unclassified_scripts, stats.origins
+        ));
+        s
+    }
+
+    #[test]
+    fn golden_outputs() {
+        let policy =
+            Arc::new(Policy::new(Catalog::builtin().unwrap(), RewriteLimits::default()).unwrap());
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata/rewrite-golden");
+        let bless = std::env::var_os("CONSENTGATE_BLESS").is_some();
+        let shop = shop();
+        let pages = [("tricky", TRICKY), ("base", BASE), ("shop", shop.as_str())];
+        let decisions: [(&str, &[&str]); 3] = [
+            ("none", &[]),
+            ("partial", &["youtube", "zendesk-chat"]),
+            ("all", &["*"]),
+        ];
+        for (pname, html) in pages {
+            for (dname, granted) in decisions {
+                let got = run(&policy, granted, html, 16 * 1024);
+                for chunk in [1, 7, 333] {
+                    assert_eq!(
+                        run(&policy, granted, html, chunk),
+                        got,
+                        "{pname}/{dname} chunk {chunk}"
+                    );
+                }
+                let path = dir.join(format!("{pname}.{dname}.html"));
+                if bless {
+                    std::fs::create_dir_all(&dir).unwrap();
+                    std::fs::write(&path, &got).unwrap();
+                    continue;
+                }
+                let want = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+                    panic!("{}: {e} (bless with CONSENTGATE_BLESS=1)", path.display())
+                });
+                assert_eq!(got, want, "{pname}/{dname}: output changed");
+            }
+        }
+    }
+}
