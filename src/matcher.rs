@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use aho_corasick::AhoCorasick;
-use regex::RegexSet;
+use regex::Regex;
 
 use crate::catalog::{Catalog, HostPattern};
 
@@ -245,7 +245,10 @@ impl BeaconMatcher {
 pub struct ScriptMatcher {
     literals: Option<AhoCorasick>,
     literal_service: Vec<usize>,
-    patterns: Option<RegexSet>,
+    /// One regex per pattern rather than a `RegexSet`: each gets its own literal prefilter
+    /// (`zE(` in `(^|[^.\w$])zE\(`), so a script without the literal costs a `memchr` pass, where
+    /// a set runs its automaton over every byte of every inline script.
+    patterns: Vec<Regex>,
     pattern_service: Vec<usize>,
 }
 
@@ -274,13 +277,18 @@ impl ScriptMatcher {
                 .map_err(|e| tracing::error!("inline signatures failed to compile: {e}"))
                 .ok()
         };
-        let patterns = if pats.is_empty() {
-            None
-        } else {
-            RegexSet::new(&pats)
-                .map_err(|e| tracing::error!("inline patterns failed to compile: {e}"))
-                .ok()
-        };
+        let mut patterns = Vec::with_capacity(pats.len());
+        let mut kept_service = Vec::with_capacity(pats.len());
+        for (p, svc) in pats.iter().zip(pattern_service) {
+            match Regex::new(p) {
+                Ok(r) => {
+                    patterns.push(r);
+                    kept_service.push(svc);
+                }
+                Err(e) => tracing::error!("inline pattern `{p}` failed to compile: {e}"),
+            }
+        }
+        let pattern_service = kept_service;
         ScriptMatcher {
             literals,
             literal_service,
@@ -292,14 +300,16 @@ impl ScriptMatcher {
     /// Every service whose signature occurs in `text`.
     pub fn services_in(&self, text: &str) -> ServiceSet {
         let mut set = ServiceSet::new();
-        if let Some(ac) = &self.literals {
+        // Most inline scripts name no service: one prefiltered scan says so before the slower
+        // overlapping search that collects every service.
+        if let Some(ac) = self.literals.as_ref().filter(|ac| ac.is_match(text)) {
             for m in ac.find_overlapping_iter(text) {
                 set.insert(self.literal_service[m.pattern().as_usize()]);
             }
         }
-        if let Some(rs) = &self.patterns {
-            for i in rs.matches(text).iter() {
-                set.insert(self.pattern_service[i]);
+        for (re, &svc) in self.patterns.iter().zip(&self.pattern_service) {
+            if !set.contains(svc) && re.is_match(text) {
+                set.insert(svc);
             }
         }
         set

@@ -24,6 +24,9 @@ pub struct UrlContext {
     site: String,
     /// Discovery: the third-party origins seen (interior mutability keeps lookups `&self`).
     seen: std::cell::RefCell<Origins>,
+    /// Whether the host matcher knows the base's host (cached: asked for every relative URL;
+    /// a context is used with one matcher, its document's).
+    base_known: std::cell::Cell<Option<bool>>,
 }
 
 /// The registrable domain of a host (the host itself for IPs and unknown suffixes).
@@ -65,6 +68,7 @@ impl UrlContext {
             base: None,
             site,
             seen: Default::default(),
+            base_known: Default::default(),
         }
     }
 
@@ -101,8 +105,18 @@ impl UrlContext {
         if let Ok(u) = self.page.join(href.trim()) {
             if matches!(u.scheme(), "http" | "https") {
                 self.base = Some(u);
+                self.base_known.set(None);
             }
         }
+    }
+
+    fn base_known(&self, hosts: &HostMatcher) -> bool {
+        if let Some(known) = self.base_known.get() {
+            return known;
+        }
+        let known = hosts.knows_host(self.base().host_str().unwrap_or(""));
+        self.base_known.set(Some(known));
+        known
     }
 
     pub fn base(&self) -> &Url {
@@ -120,7 +134,7 @@ impl UrlContext {
             return None;
         }
         let base = self.base();
-        if is_plain_relative(v) && !hosts.knows_host(base.host_str().unwrap_or("")) {
+        if is_plain_relative(v) && !self.base_known(hosts) {
             return None;
         }
         let u = base.join(v).ok()?;
