@@ -244,6 +244,9 @@ impl BeaconMatcher {
 #[derive(Debug)]
 pub struct ScriptMatcher {
     literals: Option<AhoCorasick>,
+    /// The same literals, leftmost-first: only to ask whether any occurs, which lets
+    /// aho-corasick use its SIMD prefilter (the overlapping search cannot).
+    any_literal: Option<AhoCorasick>,
     literal_service: Vec<usize>,
     /// One regex per pattern rather than a `RegexSet`: each gets its own literal prefilter
     /// (`zE(` in `(^|[^.\w$])zE\(`), so a script without the literal costs a `memchr` pass, where
@@ -277,6 +280,12 @@ impl ScriptMatcher {
                 .map_err(|e| tracing::error!("inline signatures failed to compile: {e}"))
                 .ok()
         };
+        let any_literal = literals.as_ref().and_then(|_| {
+            AhoCorasick::builder()
+                .match_kind(aho_corasick::MatchKind::LeftmostFirst)
+                .build(&lits)
+                .ok()
+        });
         let mut patterns = Vec::with_capacity(pats.len());
         let mut kept_service = Vec::with_capacity(pats.len());
         for (p, svc) in pats.iter().zip(pattern_service) {
@@ -291,6 +300,7 @@ impl ScriptMatcher {
         let pattern_service = kept_service;
         ScriptMatcher {
             literals,
+            any_literal,
             literal_service,
             patterns,
             pattern_service,
@@ -302,7 +312,8 @@ impl ScriptMatcher {
         let mut set = ServiceSet::new();
         // Most inline scripts name no service: one prefiltered scan says so before the slower
         // overlapping search that collects every service.
-        if let Some(ac) = self.literals.as_ref().filter(|ac| ac.is_match(text)) {
+        let any = self.any_literal.as_ref().is_none_or(|ac| ac.is_match(text));
+        if let Some(ac) = self.literals.as_ref().filter(|_| any) {
             for m in ac.find_overlapping_iter(text) {
                 set.insert(self.literal_service[m.pattern().as_usize()]);
             }

@@ -158,6 +158,18 @@ impl UrlContext {
 
     /// The first service among the candidates of a `srcset` (or `imagesrcset`) value.
     pub fn service_in_srcset(&self, srcset: &str, hosts: &HostMatcher) -> Option<usize> {
+        // Without a scheme, a `//`, a backslash, a character reference or a tab or newline (which
+        // URL parsing strips, so `/\n/` is `//`), every candidate is a path, query or fragment
+        // relative to the base: none of a service's when no service lives on the base's host.
+        let b = srcset.as_bytes();
+        if !self.base_known(hosts)
+            && !b
+                .iter()
+                .any(|c| matches!(c, b':' | b'\\' | b'&' | b'\t' | b'\n' | b'\r' | b'\x0c'))
+            && !b.windows(2).any(|w| w == b"//")
+        {
+            return None;
+        }
         srcset_urls(&decode(srcset)).find_map(|u| self.service_of_decoded(u, hosts))
     }
 
@@ -322,6 +334,26 @@ mod tests {
         assert_eq!(o["https://cdn.other.test"], (None, 1));
         assert_eq!(site_of("a.b.example.co.uk"), "example.co.uk");
         assert_eq!(site_of("127.0.0.1"), "127.0.0.1");
+    }
+
+    #[test]
+    fn srcset_shortcut_keeps_every_form_that_leaves_the_base() {
+        let c = Catalog::builtin().unwrap();
+        let m = HostMatcher::new(&c);
+        let z = c.index_of("zendesk-chat");
+        let ctx = UrlContext::new(Url::parse("https://shop.example/").unwrap());
+        assert_eq!(ctx.service_in_srcset("/a.png 1x, b.png 2x", &m), None);
+        for v in [
+            "/a.png 1x, //static.zdassets.com/b.png 2x",
+            "a.png 1x, https://static.zdassets.com/b.png 2x",
+            "&#47;&#47;static.zdassets.com/b.png",
+            "/\\static.zdassets.com/b.png",
+        ] {
+            assert_eq!(ctx.service_in_srcset(v, &m), z, "{v}");
+        }
+        let mut ctx = UrlContext::new(Url::parse("https://shop.example/").unwrap());
+        ctx.set_base("https://static.zdassets.com/");
+        assert_eq!(ctx.service_in_srcset("/a.png 1x, b.png 2x", &m), z);
     }
 
     #[test]
