@@ -119,16 +119,32 @@ impl DocCtx {
         self.flushed + self.out.len()
     }
 
+    /// The held output `[from, to)` (absolute positions). Positions outside what is held mean
+    /// the output was not laid out as expected: an error, so the response fails closed.
+    fn held(&self, from: usize, to: usize) -> Result<std::ops::Range<usize>, String> {
+        let range = from
+            .checked_sub(self.flushed)
+            .zip(to.checked_sub(self.flushed));
+        match range {
+            Some((a, b)) if a <= b && b <= self.out.len() => Ok(a..b),
+            _ => Err(format!(
+                "inline script output out of place ({from}..{to}, held from {})",
+                self.flushed
+            )),
+        }
+    }
+
     /// Replaces output `[from, to)` (absolute, still held) with `html` in the document's encoding.
-    fn splice(&mut self, from: usize, to: usize, html: &str) {
-        let (from, to) = (from - self.flushed, to - self.flushed);
+    fn splice(&mut self, from: usize, to: usize, html: &str) -> Result<(), String> {
+        let range = self.held(from, to)?;
         if self.encoding == encoding_rs::UTF_8 {
-            self.out.splice(from..to, html.bytes());
+            self.out.splice(range, html.bytes());
         } else {
             // Unmappable characters become numeric character references, as lol_html does.
             let (bytes, _, _) = self.encoding.encode(html);
-            self.out.splice(from..to, bytes.iter().copied());
+            self.out.splice(range, bytes.iter().copied());
         }
+        Ok(())
     }
 }
 
@@ -156,7 +172,7 @@ impl SharedSink {
     fn take_into(&self, out: &mut Vec<u8>) {
         let mut d = lock(&self.0);
         let ready = match d.hold {
-            Some(h) => h - d.flushed,
+            Some(h) => h.saturating_sub(d.flushed).min(d.out.len()),
             None => d.out.len(),
         };
         if ready == 0 {
@@ -337,7 +353,7 @@ fn settings<'s>(
             }
             let mut d = lock(&c3);
             if let Some(p) = d.script.take() {
-                d.finish_script(p, None);
+                d.finish_script(p, None)?;
             }
             let stats = d.stats.clone();
             // `end.append` writes through the sink, which takes the lock.
@@ -510,7 +526,7 @@ impl DocCtx {
     /// Settles a pending inline script once its text is complete: replaces its start tag (or, for
     /// an import map that lost entries, the whole element so far) when needed, releases the held
     /// output, and makes the end tag (if any) the canonical `</script>`.
-    fn finish_script(&mut self, p: PendingScript, end: Option<&mut EndTag<'_>>) {
+    fn finish_script(&mut self, p: PendingScript, end: Option<&mut EndTag<'_>>) -> HandlerResult {
         let text_start = p.text_start;
         if !p.overflowed {
             let mut replace_text = false;
@@ -539,8 +555,7 @@ impl DocCtx {
                     tag = Some(start_tag(&p.attrs, Some(&self.policy.ids(&hits))));
                 }
             }
-            let start_rel = p.start - self.flushed;
-            let raw_tag = &self.out[start_rel..text_start - self.flushed];
+            let raw_tag = &self.out[self.held(p.start, text_start)?];
             if tag.is_none() && !is_rebuilt_form(raw_tag, &p.attrs) {
                 // The element is re-emitted in one canonical form whether or not it is
                 // neutralized (quoted values, lower-case names), as it always was.
@@ -548,7 +563,7 @@ impl DocCtx {
             }
             if let Some(tag) = tag {
                 let to = if replace_text { self.pos() } else { text_start };
-                self.splice(p.start, to, &tag);
+                self.splice(p.start, to, &tag)?;
             }
         }
         self.hold = None;
@@ -561,6 +576,7 @@ impl DocCtx {
                 end.replace("</script>", ContentType::Html);
             }
         }
+        Ok(())
     }
 }
 
@@ -764,7 +780,7 @@ fn on_script(
     // its start tag until the end tag, where the start tag is replaced if need be.
     if let Some(open) = d.script.take() {
         // A script whose end tag never fired (closed implicitly, e.g. inside SVG).
-        d.finish_script(open, None);
+        d.finish_script(open, None)?;
     }
     let start = d.pos();
     d.script = Some(PendingScript {
@@ -781,7 +797,7 @@ fn on_script(
     el.on_end_tag(Box::new(move |end: &mut EndTag<'_>| {
         let mut d = lock(&c);
         if let Some(p) = d.script.take() {
-            d.finish_script(p, Some(end));
+            d.finish_script(p, Some(end))?;
         }
         Ok(())
     }))?;
@@ -807,7 +823,7 @@ fn on_script_text(ctx: &Ctx, t: &mut TextChunk<'_>) -> HandlerResult {
     p.text = String::new();
     let (start, text_start) = (p.start, p.text_start);
     let tag = start_tag(&p.attrs, Some("unclassified"));
-    d.splice(start, text_start, &tag);
+    d.splice(start, text_start, &tag)?;
     d.hold = None;
     d.stats.unclassified_scripts += 1;
     d.stats.neutralized += 1;
