@@ -1,19 +1,39 @@
-//! Rewriter throughput (MB/s) on realistic pages: a 60 KB and a 1 MB page built from the demo's
-//! real-world snippets and ordinary markup, with no decision (everything blocked), partial
-//! consent, and full consent through the rewriter (what a page costs when the proxy must still
-//! parse it). Also lol_html with no handlers on the same input: the ceiling to compare with.
+//! Rewriter throughput on realistic pages (5 KB, 60 KB, 1 MB, built from the demo's real-world
+//! snippets and ordinary markup), next to lol_html's own ceilings on the same input:
 //!
-//! Run: cargo bench --bench rewriter
+//! - `lol_html_no_handlers`: lol_html with no handlers at all (the ceiling for full consent);
+//! - `lol_html_noop_handlers`: no-op handlers on exactly the selectors the policy registers when
+//!   something is blocked (`Policy::handler_selectors`, so this cannot drift from the rewriter);
+//! - `lol_html_body_only`: a no-op handler on `body` alone, what lol_html costs for the one thing
+//!   full consent still needs (the settings control goes before `</body>`);
+//! - `no_decision` (everything blocked), `partial_consent` (YouTube and Zendesk granted) and
+//!   `full_consent` (nothing blocked; the settings control injected before `</body>`), each with
+//!   the banner or control injection the proxy adds to a document.
+//!
+//! The charset is declared (as with `Content-Type: text/html; charset=utf-8`), input arrives in
+//! 16 KiB chunks, as from the network. After criterion, a summary measured with `std::time`
+//! (best of several interleaved rounds, robust on a shared machine) prints each case's ratio to
+//! its own ceiling.
+//!
+//! Run: `cargo bench --bench rewriter`
+//! Summary only (fast): `REWRITER_BENCH=summary cargo bench --bench rewriter`
+//! One case in a loop, for a profiler:
+//! `REWRITER_BENCH=profile:no_decision:60KB:200 valgrind --tool=callgrind target/release/deps/rewriter-*`
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{BenchmarkId, Criterion, Throughput};
 
 use consentgate::catalog::Catalog;
 use consentgate::decision::Decision;
 use consentgate::demo;
+use consentgate::matcher::ServiceSet;
 use consentgate::policy::{Policy, RewriteLimits};
-use consentgate::rewrite::{Charset, PageRewriter};
+use consentgate::rewrite::{Charset, Injection, PageRewriter};
+
+const CHUNK: usize = 16 * 1024;
+const SIZES: [(&str, usize); 3] = [("5KB", 5 * 1024), ("60KB", 60 * 1024), ("1MB", 1024 * 1024)];
 
 /// A page of about `size` bytes: head with trackers, body with articles, images, links, first-party
 /// scripts, a YouTube embed and a chat widget at the end.
@@ -35,68 +55,227 @@ fn page(size: usize) -> Vec<u8> {
     s.into_bytes()
 }
 
-fn rewrite(policy: &Arc<Policy>, d: &Decision, html: &[u8]) -> usize {
-    let page = url::Url::parse("https://shop.example/").unwrap();
-    let mut rw = PageRewriter::new(policy.clone(), policy.blocked(d), page, Charset::default());
+struct Setup {
+    policy: Arc<Policy>,
+    none: ServiceSet,
+    partial: ServiceSet,
+    all: ServiceSet,
+}
+
+impl Setup {
+    fn new() -> Setup {
+        let catalog = Catalog::builtin().expect("built-in catalog");
+        let policy = Arc::new(Policy::new(catalog, RewriteLimits::default()).expect("policy"));
+        let mut partial = Decision::undecided();
+        partial.decided = true;
+        for id in ["youtube", "zendesk-chat"] {
+            partial
+                .granted
+                .insert(policy.catalog.index_of(id).expect(id));
+        }
+        let mut all = Decision::undecided();
+        all.decided = true;
+        for i in 0..policy.catalog.len() {
+            all.granted.insert(i);
+        }
+        Setup {
+            none: policy.blocked(&Decision::undecided()),
+            partial: policy.blocked(&partial),
+            all: policy.blocked(&all),
+            policy,
+        }
+    }
+}
+
+/// Roughly what the proxy injects: the banner before a decision, the settings control after.
+fn injection(decided: bool) -> Injection {
+    Box::new(move |stats| {
+        if decided {
+            "<div data-consentgate-action=\"settings\"><a href=\"#consentgate-banner\">Privacy settings</a></div>".to_string()
+        } else {
+            format!(
+                "<div data-consentgate=\"banner\" data-seen=\"{}\"><form method=\"post\" action=\"/__consent\"><button>Accept all</button></form></div>",
+                stats.neutralized
+            )
+        }
+    })
+}
+
+fn rewrite(policy: &Arc<Policy>, blocked: &ServiceSet, decided: bool, html: &[u8]) -> usize {
+    let page = url::Url::parse("https://shop.example/").expect("url");
+    let charset = Charset {
+        encoding: lol_html::AsciiCompatibleEncoding::utf_8(),
+        from_meta: false,
+    };
+    let mut rw = PageRewriter::with_injection(
+        policy.clone(),
+        blocked.clone(),
+        page,
+        charset,
+        Some(injection(decided)),
+    );
     let mut out = Vec::with_capacity(html.len() + 4096);
-    for chunk in html.chunks(16 * 1024) {
-        rw.write(chunk, &mut out).unwrap();
+    for chunk in html.chunks(CHUNK) {
+        rw.write(chunk, &mut out).expect("rewrite");
     }
-    rw.finish(&mut out).unwrap();
+    rw.finish(&mut out).expect("finish");
     out.len()
 }
 
-fn ceiling(html: &[u8]) -> usize {
+/// lol_html alone, with no-op handlers on the policy's selectors when something is blocked
+/// (`blocking`) and/or on `body` (`inject`); with neither, the bare parser's ceiling.
+fn ceiling(policy: &Policy, blocking: bool, inject: bool, html: &[u8]) -> usize {
+    use lol_html::html_content::TextChunk;
+    use lol_html::send::{Element, ElementContentHandlers, HtmlRewriter, Settings};
     let mut out = Vec::with_capacity(html.len());
-    let mut rw = lol_html::HtmlRewriter::new(lol_html::Settings::new(), |c: &[u8]| {
-        out.extend_from_slice(c)
-    });
-    for chunk in html.chunks(16 * 1024) {
-        rw.write(chunk).unwrap();
+    let mut settings = Settings::new_send();
+    if blocking || inject {
+        for sel in policy.handler_selectors(blocking, inject) {
+            let mut h = ElementContentHandlers::default().element(|_: &mut Element<'_, '_>| Ok(()));
+            if sel.text {
+                h = h.text(|_: &mut TextChunk<'_>| Ok(()));
+            }
+            settings = settings.append_element_content_handler((
+                std::borrow::Cow::Owned(sel.css.parse().expect("selector")),
+                h,
+            ));
+        }
     }
-    rw.end().unwrap();
+    let mut rw = HtmlRewriter::new(settings, |c: &[u8]| out.extend_from_slice(c));
+    for chunk in html.chunks(CHUNK) {
+        rw.write(chunk).expect("write");
+    }
+    rw.end().expect("end");
     out.len()
 }
 
-fn bench(c: &mut Criterion) {
-    let catalog = Catalog::builtin().unwrap();
-    let policy = Arc::new(Policy::new(catalog.clone(), RewriteLimits::default()).unwrap());
-    let none = Decision::undecided();
-    let mut partial = Decision::undecided();
-    partial.decided = true;
-    for id in ["youtube", "zendesk-chat"] {
-        partial.granted.insert(catalog.index_of(id).unwrap());
+#[derive(Clone, Copy, PartialEq)]
+enum Case {
+    NoHandlers,
+    NoopHandlers,
+    BodyOnly,
+    NoDecision,
+    Partial,
+    Full,
+}
+
+const CASES: [(Case, &str); 6] = [
+    (Case::NoHandlers, "lol_html_no_handlers"),
+    (Case::NoopHandlers, "lol_html_noop_handlers"),
+    (Case::BodyOnly, "lol_html_body_only"),
+    (Case::NoDecision, "no_decision"),
+    (Case::Partial, "partial_consent"),
+    (Case::Full, "full_consent"),
+];
+
+fn run(s: &Setup, case: Case, html: &[u8]) -> usize {
+    match case {
+        Case::NoHandlers => ceiling(&s.policy, false, false, html),
+        Case::NoopHandlers => ceiling(&s.policy, true, true, html),
+        Case::BodyOnly => ceiling(&s.policy, false, true, html),
+        Case::NoDecision => rewrite(&s.policy, &s.none, false, html),
+        Case::Partial => rewrite(&s.policy, &s.partial, true, html),
+        Case::Full => rewrite(&s.policy, &s.all, true, html),
     }
-    let mut all = Decision::undecided();
-    all.decided = true;
-    for i in 0..catalog.len() {
-        all.granted.insert(i);
-    }
+}
+
+fn criterion_benches(c: &mut Criterion, s: &Setup) {
     let mut g = c.benchmark_group("rewriter");
-    for (name, size) in [("60KB", 60 * 1024), ("1MB", 1024 * 1024)] {
+    for (name, size) in SIZES {
         let html = page(size);
         g.throughput(Throughput::Bytes(html.len() as u64));
-        g.bench_with_input(
-            BenchmarkId::new("lol_html_no_handlers", name),
-            &html,
-            |b, h| b.iter(|| ceiling(h)),
-        );
-        g.bench_with_input(
-            BenchmarkId::new("blocked_no_decision", name),
-            &html,
-            |b, h| b.iter(|| rewrite(&policy, &none, h)),
-        );
-        g.bench_with_input(BenchmarkId::new("partial_consent", name), &html, |b, h| {
-            b.iter(|| rewrite(&policy, &partial, h))
-        });
-        g.bench_with_input(
-            BenchmarkId::new("allowed_all_through_rewriter", name),
-            &html,
-            |b, h| b.iter(|| rewrite(&policy, &all, h)),
-        );
+        for (case, label) in CASES {
+            g.bench_with_input(BenchmarkId::new(label, name), &html, |b, h| {
+                b.iter(|| run(s, case, h))
+            });
+        }
     }
     g.finish();
 }
 
-criterion_group!(benches, bench);
-criterion_main!(benches);
+/// MB/s of each case on each page: best of `rounds` interleaved rounds of ~`per_round` each.
+fn summary(s: &Setup, rounds: usize, per_round: Duration) {
+    println!("\nSummary: MB/s, best of {rounds} interleaved rounds (~{per_round:?} per case per round), 16 KiB chunks");
+    println!(
+        "{:<6} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} | {:>7} {:>7} {:>7} {:>7}",
+        "page",
+        "no_hdl",
+        "noop",
+        "body",
+        "no_dec",
+        "partial",
+        "full",
+        "nd/noop",
+        "pc/noop",
+        "full/nh",
+        "full/bd"
+    );
+    for (name, size) in SIZES {
+        let html = page(size);
+        // Iterations per round from one warm-up run of the slowest case.
+        let t = Instant::now();
+        run(s, Case::NoDecision, &html);
+        let iters = (per_round.as_secs_f64() / t.elapsed().as_secs_f64().max(1e-6)).clamp(1.0, 1e6)
+            as usize;
+        let mut best = [f64::MAX; CASES.len()];
+        for _ in 0..rounds {
+            for (i, (case, _)) in CASES.iter().enumerate() {
+                let t = Instant::now();
+                for _ in 0..iters {
+                    std::hint::black_box(run(s, *case, std::hint::black_box(&html)));
+                }
+                best[i] = best[i].min(t.elapsed().as_secs_f64() / iters as f64);
+            }
+        }
+        let mbs = best.map(|secs| html.len() as f64 / secs / 1e6);
+        println!(
+            "{:<6} {:>8.0} {:>8.0} {:>8.0} {:>8.0} {:>8.0} {:>8.0} | {:>7.2} {:>7.2} {:>7.2} {:>7.2}",
+            name,
+            mbs[0],
+            mbs[1],
+            mbs[2],
+            mbs[3],
+            mbs[4],
+            mbs[5],
+            mbs[3] / mbs[1],
+            mbs[4] / mbs[1],
+            mbs[5] / mbs[0],
+            mbs[5] / mbs[2]
+        );
+    }
+    println!("columns: lol_html with no handlers, with no-op handlers on the policy's selectors, with a no-op body handler only; the rewriter with no decision, partial and full consent");
+    println!("targets: nd/noop (no decision / no-op ceiling) >= 1.0; full/nh (full consent / no-handler ceiling) >= 0.8; full/bd = full consent / body-only ceiling");
+}
+
+fn main() {
+    let s = Setup::new();
+    let mode = std::env::var("REWRITER_BENCH").unwrap_or_default();
+    if let Some(spec) = mode.strip_prefix("profile:") {
+        // profile:<case>:<page>:<iterations>, e.g. profile:no_decision:60KB:200
+        let parts: Vec<&str> = spec.split(':').collect();
+        let case = CASES
+            .iter()
+            .find(|(_, l)| Some(l) == parts.first())
+            .map(|(c, _)| *c)
+            .expect("case: lol_html_no_handlers|lol_html_noop_handlers|lol_html_body_only|no_decision|partial_consent|full_consent");
+        let size = SIZES
+            .iter()
+            .find(|(n, _)| Some(n) == parts.get(1))
+            .map(|(_, s)| *s)
+            .expect("page: 5KB|60KB|1MB");
+        let iters: usize = parts.get(2).and_then(|n| n.parse().ok()).unwrap_or(100);
+        let html = page(size);
+        let mut n = 0;
+        for _ in 0..iters {
+            n += run(&s, case, &html);
+        }
+        println!("{n} bytes out");
+        return;
+    }
+    if mode != "summary" {
+        let mut c = Criterion::default().configure_from_args();
+        criterion_benches(&mut c, &s);
+        c.final_summary();
+    }
+    summary(&s, 7, Duration::from_millis(150));
+}

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use aho_corasick::AhoCorasick;
-use regex::RegexSet;
+use regex::Regex;
 
 use crate::catalog::{Catalog, HostPattern};
 
@@ -244,8 +244,14 @@ impl BeaconMatcher {
 #[derive(Debug)]
 pub struct ScriptMatcher {
     literals: Option<AhoCorasick>,
+    /// The same literals, leftmost-first: only to ask whether any occurs, which lets
+    /// aho-corasick use its SIMD prefilter (the overlapping search cannot).
+    any_literal: Option<AhoCorasick>,
     literal_service: Vec<usize>,
-    patterns: Option<RegexSet>,
+    /// One regex per pattern rather than a `RegexSet`: each gets its own literal prefilter
+    /// (`zE(` in `(^|[^.\w$])zE\(`), so a script without the literal costs a `memchr` pass, where
+    /// a set runs its automaton over every byte of every inline script.
+    patterns: Vec<Regex>,
     pattern_service: Vec<usize>,
 }
 
@@ -274,15 +280,27 @@ impl ScriptMatcher {
                 .map_err(|e| tracing::error!("inline signatures failed to compile: {e}"))
                 .ok()
         };
-        let patterns = if pats.is_empty() {
-            None
-        } else {
-            RegexSet::new(&pats)
-                .map_err(|e| tracing::error!("inline patterns failed to compile: {e}"))
+        let any_literal = literals.as_ref().and_then(|_| {
+            AhoCorasick::builder()
+                .match_kind(aho_corasick::MatchKind::LeftmostFirst)
+                .build(&lits)
                 .ok()
-        };
+        });
+        let mut patterns = Vec::with_capacity(pats.len());
+        let mut kept_service = Vec::with_capacity(pats.len());
+        for (p, svc) in pats.iter().zip(pattern_service) {
+            match Regex::new(p) {
+                Ok(r) => {
+                    patterns.push(r);
+                    kept_service.push(svc);
+                }
+                Err(e) => tracing::error!("inline pattern `{p}` failed to compile: {e}"),
+            }
+        }
+        let pattern_service = kept_service;
         ScriptMatcher {
             literals,
+            any_literal,
             literal_service,
             patterns,
             pattern_service,
@@ -292,14 +310,17 @@ impl ScriptMatcher {
     /// Every service whose signature occurs in `text`.
     pub fn services_in(&self, text: &str) -> ServiceSet {
         let mut set = ServiceSet::new();
-        if let Some(ac) = &self.literals {
+        // Most inline scripts name no service: one prefiltered scan says so before the slower
+        // overlapping search that collects every service.
+        let any = self.any_literal.as_ref().is_none_or(|ac| ac.is_match(text));
+        if let Some(ac) = self.literals.as_ref().filter(|_| any) {
             for m in ac.find_overlapping_iter(text) {
                 set.insert(self.literal_service[m.pattern().as_usize()]);
             }
         }
-        if let Some(rs) = &self.patterns {
-            for i in rs.matches(text).iter() {
-                set.insert(self.pattern_service[i]);
+        for (re, &svc) in self.patterns.iter().zip(&self.pattern_service) {
+            if !set.contains(svc) && re.is_match(text) {
+                set.insert(svc);
             }
         }
         set

@@ -62,6 +62,43 @@ const IMAGE: &[UrlAttr] = &[
 ];
 const BACKGROUND: &[UrlAttr] = &[("background", UrlKind::One)];
 
+/// Elements whose URL attributes are made inert in place, in registration order.
+const INERT: &[(&str, &[UrlAttr])] = &[
+    ("iframe", SRC),
+    ("frame", SRC),
+    ("img", IMG),
+    ("source", IMG),
+    ("input[src]", SRC),
+    ("video", VIDEO),
+    ("audio[src]", SRC),
+    ("track[src]", SRC),
+    ("embed[src]", SRC),
+    ("object[data]", OBJECT),
+    // SVG: <image>, <use>, <feImage> fetch via href / xlink:href.
+    ("image", IMAGE),
+    ("use", SVG_HREF),
+    ("feimage", SVG_HREF),
+    // Legacy presentational attribute; still fetched by browsers.
+    ("[background]", BACKGROUND),
+];
+
+const BASE: &str = "base[href]";
+const BODY: &str = "body";
+const SCRIPT: &str = "script";
+const NOSCRIPT: &str = "noscript";
+const LINK: &str = "link";
+const PING: &str = "[ping]";
+const REFRESH: &str = "meta[http-equiv]";
+const SRCDOC: &str = "iframe[srcdoc]";
+
+/// One selector the top-level rewriter registers handlers on, and whether it also has a text
+/// handler. Exported so benchmarks can put no-op handlers on exactly the same selectors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HandlerSelector {
+    pub css: &'static str,
+    pub text: bool,
+}
+
 impl Selectors {
     fn new() -> Result<Self, String> {
         let p = |s: &str| {
@@ -69,32 +106,18 @@ impl Selectors {
                 .map_err(|e| format!("selector `{s}`: {e}"))
         };
         Ok(Selectors {
-            base: p("base[href]")?,
-            body: p("body")?,
-            script: p("script")?,
-            noscript: p("noscript")?,
-            inert: vec![
-                (p("iframe")?, SRC),
-                (p("frame")?, SRC),
-                (p("img")?, IMG),
-                (p("source")?, IMG),
-                (p("input[src]")?, SRC),
-                (p("video")?, VIDEO),
-                (p("audio[src]")?, SRC),
-                (p("track[src]")?, SRC),
-                (p("embed[src]")?, SRC),
-                (p("object[data]")?, OBJECT),
-                // SVG: <image>, <use>, <feImage> fetch via href / xlink:href.
-                (p("image")?, IMAGE),
-                (p("use")?, SVG_HREF),
-                (p("feimage")?, SVG_HREF),
-                // Legacy presentational attribute; still fetched by browsers.
-                (p("[background]")?, BACKGROUND),
-            ],
-            link: p("link")?,
-            ping: p("[ping]")?,
-            refresh: p("meta[http-equiv]")?,
-            srcdoc: p("iframe[srcdoc]")?,
+            base: p(BASE)?,
+            body: p(BODY)?,
+            script: p(SCRIPT)?,
+            noscript: p(NOSCRIPT)?,
+            inert: INERT
+                .iter()
+                .map(|(css, attrs)| Ok((p(css)?, *attrs)))
+                .collect::<Result<_, String>>()?,
+            link: p(LINK)?,
+            ping: p(PING)?,
+            refresh: p(REFRESH)?,
+            srcdoc: p(SRCDOC)?,
         })
     }
 }
@@ -157,6 +180,29 @@ impl Policy {
             }
         }
         set
+    }
+
+    /// The selectors a top-level document rewriter registers element (and text) handlers on,
+    /// in order, when `blocked_any` services are blocked and a banner or control is injected.
+    pub fn handler_selectors(&self, blocked_any: bool, inject: bool) -> Vec<HandlerSelector> {
+        let h = |css, text| HandlerSelector { css, text };
+        let mut v = Vec::new();
+        if blocked_any {
+            v.push(h(BASE, false));
+            v.push(h(SCRIPT, true));
+            v.extend(INERT.iter().map(|(css, _)| h(css, false)));
+            v.extend([
+                h(LINK, false),
+                h(PING, false),
+                h(REFRESH, false),
+                h(SRCDOC, false),
+                h(NOSCRIPT, true),
+            ]);
+        }
+        if inject {
+            v.push(h(BODY, false));
+        }
+        v
     }
 
     /// Space-separated ids of the services in `set`.

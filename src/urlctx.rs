@@ -24,6 +24,9 @@ pub struct UrlContext {
     site: String,
     /// Discovery: the third-party origins seen (interior mutability keeps lookups `&self`).
     seen: std::cell::RefCell<Origins>,
+    /// Whether the host matcher knows the base's host (cached: asked for every relative URL;
+    /// a context is used with one matcher, its document's).
+    base_known: std::cell::Cell<Option<bool>>,
 }
 
 /// The registrable domain of a host (the host itself for IPs and unknown suffixes).
@@ -65,6 +68,7 @@ impl UrlContext {
             base: None,
             site,
             seen: Default::default(),
+            base_known: Default::default(),
         }
     }
 
@@ -102,8 +106,18 @@ impl UrlContext {
         if let Ok(u) = self.page.join(decode(href).trim()) {
             if matches!(u.scheme(), "http" | "https") {
                 self.base = Some(u);
+                self.base_known.set(None);
             }
         }
+    }
+
+    fn base_known(&self, hosts: &HostMatcher) -> bool {
+        if let Some(known) = self.base_known.get() {
+            return known;
+        }
+        let known = hosts.knows_host(self.base().host_str().unwrap_or(""));
+        self.base_known.set(Some(known));
+        known
     }
 
     pub fn base(&self) -> &Url {
@@ -127,7 +141,7 @@ impl UrlContext {
             return None;
         }
         let base = self.base();
-        if is_plain_relative(v) && !hosts.knows_host(base.host_str().unwrap_or("")) {
+        if is_plain_relative(v) && !self.base_known(hosts) {
             return None;
         }
         let mut u = base.join(v).ok()?;
@@ -164,6 +178,18 @@ impl UrlContext {
         hosts: &HostMatcher,
         wanted: impl Fn(usize) -> bool,
     ) -> Option<usize> {
+        // Without a scheme, a `//`, a backslash, a character reference or a tab or newline (which
+        // URL parsing strips, so `/\n/` is `//`), every candidate is a path, query or fragment
+        // relative to the base: none of a service's when no service lives on the base's host.
+        let b = srcset.as_bytes();
+        if !self.base_known(hosts)
+            && !b
+                .iter()
+                .any(|c| matches!(c, b':' | b'\\' | b'&' | b'\t' | b'\n' | b'\r' | b'\x0c'))
+            && !b.windows(2).any(|w| w == b"//")
+        {
+            return None;
+        }
         srcset_urls(&decode(srcset))
             .filter_map(|u| self.service_of_decoded(u, hosts))
             .find(|&s| wanted(s))
@@ -354,6 +380,32 @@ mod tests {
         assert_eq!(o["https://cdn.other.test"], (None, 1));
         assert_eq!(site_of("a.b.example.co.uk"), "example.co.uk");
         assert_eq!(site_of("127.0.0.1"), "127.0.0.1");
+    }
+
+    #[test]
+    fn srcset_shortcut_keeps_every_form_that_leaves_the_base() {
+        let c = Catalog::builtin().unwrap();
+        let m = HostMatcher::new(&c);
+        let z = c.index_of("zendesk-chat");
+        let ctx = UrlContext::new(Url::parse("https://shop.example/").unwrap());
+        assert_eq!(
+            ctx.service_in_srcset("/a.png 1x, b.png 2x", &m, |_| true),
+            None
+        );
+        for v in [
+            "/a.png 1x, //static.zdassets.com/b.png 2x",
+            "a.png 1x, https://static.zdassets.com/b.png 2x",
+            "&#47;&#47;static.zdassets.com/b.png",
+            "/\\static.zdassets.com/b.png",
+        ] {
+            assert_eq!(ctx.service_in_srcset(v, &m, |_| true), z, "{v}");
+        }
+        let mut ctx = UrlContext::new(Url::parse("https://shop.example/").unwrap());
+        ctx.set_base("https://static.zdassets.com/");
+        assert_eq!(
+            ctx.service_in_srcset("/a.png 1x, b.png 2x", &m, |_| true),
+            z
+        );
     }
 
     #[test]
