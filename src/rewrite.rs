@@ -325,13 +325,18 @@ fn settings<'s>(
         MemorySettings::new().with_max_allowed_memory_usage(policy.limits.max_memory_bytes),
     );
     let slot: NoscriptSlot = Arc::default();
-    if !lock(ctx).blocked.is_empty() {
+    let blocking = !lock(ctx).blocked.is_empty();
+    if blocking {
         s = blocking_handlers(s, policy, ctx, outer, &slot);
     }
     if !outer {
         return s;
     }
-    if let Some(inject) = inject.clone() {
+    // With nothing blocked there are no element handlers at all (any one makes lol_html track
+    // every element, halving its speed): the settings control goes at the document end, which
+    // the HTML parser places in the body all the same. When blocking, the elements are tracked
+    // anyway and the banner goes before `</body>`.
+    if let Some(inject) = inject.clone().filter(|_| blocking) {
         let c = ctx.clone();
         s = s.append_element_content_handler((
             Cow::Borrowed(&sel.body),
