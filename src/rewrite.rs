@@ -376,6 +376,26 @@ fn settings<'s>(
     s
 }
 
+/// The code of a `javascript:` URL as the browser runs it (character references decoded, tabs
+/// and newlines dropped as URL parsing does, percent-escapes decoded), or `None` for any other URL.
+fn javascript_url_code(raw: &str) -> Option<String> {
+    let decoded = crate::urlctx::decode(raw);
+    let v: String = decoded
+        .trim_start_matches(|c: char| c <= ' ')
+        .chars()
+        .filter(|c| !matches!(c, '\t' | '\n' | '\r'))
+        .collect();
+    let scheme = v.get(..11)?;
+    if !scheme.eq_ignore_ascii_case("javascript:") {
+        return None;
+    }
+    Some(
+        percent_encoding::percent_decode_str(&v[11..])
+            .decode_utf8_lossy()
+            .into_owned(),
+    )
+}
+
 fn on_body(
     ctx: &Ctx,
     inject: &InjectSlot,
@@ -518,6 +538,13 @@ fn blocking_handlers<'s>(
 
 impl DocCtx {
     fn blocked_service(&self, value: &str, kind: UrlKind) -> Option<usize> {
+        if matches!(kind, UrlKind::One) {
+            if let Some(code) = javascript_url_code(value) {
+                // Code, not a fetch: classified like an inline script.
+                let hits = self.policy.scripts.services_in(&code);
+                return hits.iter().find(|s| self.blocked.contains(*s));
+            }
+        }
         let hosts = &self.policy.hosts;
         let svc = match kind {
             UrlKind::One => self.urls.service_of(value, hosts),
@@ -1075,6 +1102,21 @@ basis = "DPF"
         let chat = p.catalog.index_of("chat").unwrap();
         assert_eq!(stats.by_service.get(&chat), Some(&2), "{stats:?}");
         assert_eq!(stats.neutralized, 2);
+    }
+
+    #[test]
+    fn javascript_urls_are_classified_as_code() {
+        for src in [
+            "javascript:window.$chatq=[]",
+            " JavaScript&colon;window.%24chatq=[]",
+            "java\tscript:window.$chatq=[]",
+        ] {
+            let out = rw(&format!("<iframe src=\"{src}\"></iframe>"));
+            assert!(out.contains("data-consentgate-src="), "{src}: {out}");
+            assert!(!out.contains(" src="), "{src}: {out}");
+        }
+        let html = "<iframe src=\"javascript:void(0)\"></iframe>";
+        assert_eq!(rw(html), html);
     }
 
     #[test]

@@ -1136,7 +1136,6 @@ fn loader_in_an_event_handler_attribute() {
 
 /// Found by this corpus: a `javascript:` URL is code, not a fetch, and is not classified.
 #[test]
-#[ignore = "leak: javascript: URLs (iframe src, a href) with a loader are not neutralized"]
 fn loader_in_a_javascript_url() {
     run(&[case(
         "javascript: URL in iframe",
