@@ -28,6 +28,10 @@ enum Stage {
         transcoder: Option<encoding_rs::Decoder>,
         rewriter: Box<PageRewriter>,
     },
+    /// Nothing is blocked and the encoding is ASCII-compatible: the page passes unparsed and
+    /// the injection is appended at its end (where the HTML parser places it in the body), as
+    /// UTF-8 when the page is UTF-8, else as ASCII with character references.
+    Appending { utf8: bool },
 }
 
 /// Rewrites one (possibly compressed) HTML body as it streams.
@@ -133,6 +137,11 @@ impl BodyRewriter {
             }
             self.stats = rewriter.finish(&mut plain_out)?;
         }
+        if let Stage::Appending { utf8 } = self.stage {
+            if let Some(f) = self.start.inject.take() {
+                ascii_html(&f(&self.stats), utf8, &mut plain_out);
+            }
+        }
         let mut out = self.encode(&plain_out)?;
         if let Some(enc) = self.encoder.take() {
             enc.finish(&mut out)?;
@@ -200,7 +209,27 @@ fn feed(
             None => rewriter.write(plain, out)?,
         }
     }
+    if let Stage::Appending { .. } = stage {
+        out.extend_from_slice(plain);
+    }
     Ok(())
+}
+
+/// HTML for the end of a page in any ASCII-compatible encoding: non-ASCII characters become
+/// numeric character references (the injection has no inline script or style, where they would
+/// not be decoded).
+fn ascii_html(html: &str, utf8: bool, out: &mut Vec<u8>) {
+    if utf8 || html.is_ascii() {
+        out.extend_from_slice(html.as_bytes());
+        return;
+    }
+    for c in html.chars() {
+        if c.is_ascii() {
+            out.push(c as u8);
+        } else {
+            out.extend_from_slice(format!("&#{};", u32::from(c)).as_bytes());
+        }
+    }
 }
 
 /// Decides the encoding from what was sniffed and starts rewriting.
@@ -219,6 +248,15 @@ fn feed_end_of_sniff(
         (None, Some(e)) => (e, false),
         (None, None) => (encoding_rs::WINDOWS_1252, true),
     };
+    if start.blocked.is_empty() && encoding.is_ascii_compatible() {
+        // No element to neutralize: no parser needed (lol_html is the cost of a full-consent
+        // page otherwise). A later <meta charset> cannot matter to an ASCII injection.
+        *stage = Stage::Appending {
+            utf8: encoding == encoding_rs::UTF_8 && !from_meta,
+        };
+        out.extend_from_slice(&head);
+        return Ok(());
+    }
     let (charset, transcoder) = match AsciiCompatibleEncoding::new(encoding) {
         Some(enc) => (
             Charset {
@@ -279,6 +317,63 @@ mod tests {
     }
 
     const PAGE: &str = r#"<p>Grüße</p><script src="https://static.zdassets.com/ekr/snippet.js?key=k"></script><script>var s="é";</script>"#;
+
+    /// Full consent with an injection: the page's bytes unparsed, the injection at the end in a
+    /// form every ASCII-compatible encoding reads the same.
+    fn append_only(coding: Coding, ct: &str, body: &[u8], chunk: usize) -> Vec<u8> {
+        let policy =
+            Arc::new(Policy::new(Catalog::builtin().unwrap(), RewriteLimits::default()).unwrap());
+        let mut d = Decision::undecided();
+        for i in 0..policy.catalog.len() {
+            d.granted.insert(i);
+        }
+        d.decided = true;
+        let blocked = policy.blocked(&d);
+        assert!(blocked.is_empty());
+        let page = url::Url::parse("https://site.test/").unwrap();
+        let mut enc = Encoder::new(coding).unwrap();
+        let mut compressed = Vec::new();
+        enc.write(body, &mut compressed).unwrap();
+        enc.finish(&mut compressed).unwrap();
+        let inject: Injection = Box::new(|_: &RewriteStats| "<p>Einstellungen ä €</p>".into());
+        let mut br =
+            BodyRewriter::new(policy, blocked, page, coding, Some(ct), Some(inject)).unwrap();
+        let mut out = Vec::new();
+        for c in compressed.chunks(chunk) {
+            out.extend(br.write(c).unwrap());
+        }
+        out.extend(br.finish().unwrap());
+        crate::codec::decode_all(coding, &out).unwrap()
+    }
+
+    #[test]
+    fn full_consent_passes_the_page_and_appends() {
+        let latin1 = b"<p>Gr\xfc\xdfe</p><script src=\"https://static.zdassets.com/x.js\"></script></body></html>";
+        for chunk in [1, 2, 5, 4096] {
+            for coding in [Coding::Identity, Coding::Gzip] {
+                let out = append_only(coding, "text/html; charset=windows-1252", latin1, chunk);
+                let mut want = latin1.to_vec();
+                want.extend_from_slice(b"<p>Einstellungen &#228; &#8364;</p>");
+                assert_eq!(out, want, "{coding:?} chunk {chunk}");
+                let out = append_only(coding, "text/html; charset=utf-8", PAGE.as_bytes(), chunk);
+                assert_eq!(
+                    String::from_utf8(out).unwrap(),
+                    format!("{PAGE}<p>Einstellungen ä €</p>")
+                );
+                // Undeclared: a later <meta charset> decides, so ASCII it is.
+                let out = append_only(coding, "text/html", PAGE.as_bytes(), chunk);
+                assert!(out.ends_with(b"<p>Einstellungen &#228; &#8364;</p>"));
+            }
+        }
+        // UTF-16 cannot take ASCII bytes: it goes through the transcoding rewriter as before.
+        let utf16: Vec<u8> = "\u{feff}<p>x</p>"
+            .encode_utf16()
+            .flat_map(|u| u.to_le_bytes())
+            .collect();
+        let out = append_only(Coding::Identity, "text/html", &utf16, 3);
+        assert!(out.starts_with(UTF8_BOM), "{out:?}");
+        assert!(String::from_utf8_lossy(&out).ends_with("<p>Einstellungen ä €</p>"));
+    }
 
     #[test]
     fn all_codings_rewrite() {
