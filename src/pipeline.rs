@@ -223,13 +223,16 @@ fn ascii_html(html: &str, utf8: bool, out: &mut Vec<u8>) {
         out.extend_from_slice(html.as_bytes());
         return;
     }
-    for c in html.chars() {
-        if c.is_ascii() {
-            out.push(c as u8);
-        } else {
-            out.extend_from_slice(format!("&#{};", u32::from(c)).as_bytes());
-        }
+    out.reserve(html.len() + html.len() / 8);
+    let mut plain = 0;
+    for (i, c) in html.char_indices().filter(|(_, c)| !c.is_ascii()) {
+        out.extend_from_slice(&html.as_bytes()[plain..i]);
+        out.extend_from_slice(b"&#");
+        out.extend_from_slice(u32::from(c).to_string().as_bytes());
+        out.push(b';');
+        plain = i + c.len_utf8();
     }
+    out.extend_from_slice(&html.as_bytes()[plain..]);
 }
 
 /// Decides the encoding from what was sniffed and starts rewriting.
