@@ -34,6 +34,8 @@ pub(crate) struct Selectors {
     pub inert: Vec<(lol_html::Selector, &'static [UrlAttr])>,
     pub link: lol_html::Selector,
     pub ping: lol_html::Selector,
+    /// Elements with an event-handler attribute that loaders use.
+    pub handlers: lol_html::Selector,
     pub refresh: lol_html::Selector,
     pub srcdoc: lol_html::Selector,
 }
@@ -88,6 +90,17 @@ const SCRIPT: &str = "script";
 const NOSCRIPT: &str = "noscript";
 const LINK: &str = "link";
 const PING: &str = "[ping]";
+/// The event handlers real loaders hide in (`<img onerror>`, `<link onload>`, `<body onload>`,
+/// a launcher's `onclick`); each one more attribute test for every tag, so only these.
+pub const EVENT_HANDLERS: &[&str] = &[
+    "onload",
+    "onerror",
+    "onclick",
+    "onmouseover",
+    "onfocus",
+    "onpageshow",
+];
+const HANDLERS: &str = "[onload],[onerror],[onclick],[onmouseover],[onfocus],[onpageshow]";
 const REFRESH: &str = "meta[http-equiv]";
 const SRCDOC: &str = "iframe[srcdoc]";
 
@@ -116,6 +129,7 @@ impl Selectors {
                 .collect::<Result<_, String>>()?,
             link: p(LINK)?,
             ping: p(PING)?,
+            handlers: p(HANDLERS)?,
             refresh: p(REFRESH)?,
             srcdoc: p(SRCDOC)?,
         })
@@ -194,6 +208,7 @@ impl Policy {
             v.extend([
                 h(LINK, false),
                 h(PING, false),
+                h(HANDLERS, false),
                 h(REFRESH, false),
                 h(SRCDOC, false),
                 h(NOSCRIPT, true),

@@ -497,6 +497,36 @@ fn blocking_handlers<'s>(
     ));
     let c = ctx.clone();
     s = s.append_element_content_handler((
+        Cow::Borrowed(&sel.handlers),
+        ElementContentHandlers::default().element(move |el: &mut Element<'_, '_, _>| {
+            // An event handler is inline code: classified like an inline script, and moved
+            // aside (data-consentgate-on…) when it names a refused service.
+            for name in crate::policy::EVENT_HANDLERS {
+                let Some(raw) = el.get_attribute(name) else {
+                    continue;
+                };
+                let code = crate::urlctx::decode(&raw);
+                let mut d = lock(&c);
+                let hit = d
+                    .policy
+                    .scripts
+                    .services_in(&code)
+                    .iter()
+                    .find(|s| d.blocked.contains(*s));
+                if let Some(svc) = hit {
+                    el.remove_attribute(name);
+                    el.set_attribute(&format!("data-consentgate-{name}"), &raw)?;
+                    el.set_attribute("data-consentgate-service", d.id(svc))?;
+                    d.stats.neutralized += 1;
+                    d.stats.seen.insert(svc);
+                    *d.stats.by_service.entry(svc).or_default() += 1;
+                }
+            }
+            Ok(())
+        }),
+    ));
+    let c = ctx.clone();
+    s = s.append_element_content_handler((
         Cow::Borrowed(&sel.refresh),
         ElementContentHandlers::default().element(move |el: &mut Element<'_, '_, _>| {
             let is_refresh = el
@@ -1102,6 +1132,20 @@ basis = "DPF"
         let chat = p.catalog.index_of("chat").unwrap();
         assert_eq!(stats.by_service.get(&chat), Some(&2), "{stats:?}");
         assert_eq!(stats.neutralized, 2);
+    }
+
+    #[test]
+    fn event_handlers_naming_a_refused_service_are_moved_aside() {
+        let out = rw(r#"<img src="/x.png" onerror="window.$chatq=[]" alt="">"#);
+        assert_eq!(
+            out,
+            r#"<img src="/x.png" alt="" data-consentgate-onerror="window.$chatq=[]" data-consentgate-service="chat">"#
+        );
+        let html = r#"<body onload="init()"><a href="/" onclick="go(1)">x</a></body>"#;
+        assert_eq!(rw(html), html);
+        let p = policy(1 << 20);
+        let html = r#"<img src="/x.png" onerror="window.$chatq=[]">"#;
+        assert_eq!(rw_with(&p, &["chat"], html), html, "granted: untouched");
     }
 
     #[test]

@@ -1125,7 +1125,6 @@ fn import_maps_and_modules() {
 /// Found by this corpus: code in event-handler attributes is not classified, so an inline
 /// loader moved into `onload` runs. Reproduction: the case below, no consent.
 #[test]
-#[ignore = "leak: event-handler attributes (onload=...) with a loader are not neutralized"]
 fn loader_in_an_event_handler_attribute() {
     run(&[case(
         "event handler attribute loader",
