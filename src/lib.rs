@@ -27,3 +27,14 @@ pub mod scan;
 pub mod server;
 pub mod tls;
 pub mod urlctx;
+
+/// Lower-case hex of `bytes`, in one allocation (ids, hashes, version tags).
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)] as char);
+        out.push(DIGITS[usize::from(b & 15)] as char);
+    }
+    out
+}

@@ -18,10 +18,7 @@ pub fn version() -> &'static str {
         let mut h = Sha256::new();
         h.update(JS);
         h.update(CSS);
-        h.finalize()[..6]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        crate::hex(&h.finalize()[..6])
     })
 }
 

@@ -169,7 +169,7 @@ impl Proxy {
         let digest = h.finalize();
         let mut policy_hash = [0u8; 8];
         policy_hash.copy_from_slice(&digest[..8]);
-        let version: String = policy_hash.iter().map(|b| format!("{b:02x}")).collect();
+        let version = crate::hex(&policy_hash);
         let signer = signer.with_version(&version);
         let banner = Arc::new(BannerOptions {
             prefix: config.consent.endpoint_prefix.clone(),
@@ -459,7 +459,7 @@ impl Proxy {
         }
         h.update([u8::from(v.decision.decided), u8::from(v.gpc)]);
         h.update(v.lang.as_bytes());
-        hex(&h.finalize()[..6])
+        crate::hex(&h.finalize()[..6])
     }
 
     /// Serves one request. Every request gets an id (kept from a trusted front proxy, else new)
@@ -481,7 +481,7 @@ impl Proxy {
                     && v.bytes().all(|b| b.is_ascii_graphic())
             })
             .map(str::to_string);
-        let id = incoming.unwrap_or_else(|| hex(&rand::random::<[u8; 12]>()));
+        let id = incoming.unwrap_or_else(|| crate::hex(&rand::random::<[u8; 12]>()));
         let value =
             HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("invalid"));
         req.headers_mut().insert("x-request-id", value.clone());
@@ -1254,17 +1254,6 @@ fn simple(status: StatusCode, msg: &str) -> Response<ProxyBody> {
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
-}
-
-/// Lower-case hex, in one allocation.
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(DIGITS[usize::from(b >> 4)] as char);
-        out.push(DIGITS[usize::from(b & 15)] as char);
-    }
-    out
 }
 
 const BAD_GATEWAY_TEXT: &str = "502 Bad Gateway: the site's server did not answer";

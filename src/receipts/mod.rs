@@ -94,8 +94,7 @@ pub(crate) fn split_ids(s: String) -> Vec<String> {
 
 /// A new random receipt id (128 bits, hex).
 pub fn new_id() -> String {
-    let b: [u8; 16] = rand::random();
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    crate::hex(&rand::random::<[u8; 16]>())
 }
 
 pub fn now_ms() -> i64 {
@@ -164,7 +163,7 @@ impl Receipt {
             h.update((f.len() as u64).to_le_bytes());
             h.update(f.as_bytes());
         }
-        h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+        crate::hex(&h.finalize())
     }
 
     /// Links this receipt after `prev_hash` and seals it.
