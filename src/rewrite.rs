@@ -44,6 +44,15 @@ pub struct RewriteStats {
     pub unclassified_scripts: u32,
 }
 
+impl RewriteStats {
+    /// One element neutralized for `svc`.
+    fn record(&mut self, svc: usize) {
+        self.neutralized += 1;
+        self.seen.insert(svc);
+        *self.by_service.entry(svc).or_default() += 1;
+    }
+}
+
 /// An inline script being classified. Its start tag and text go to the output as they are, but
 /// the output is held back from `start` on until the end tag, when the start tag is replaced if
 /// the script must be neutralized (or was not in the form it is re-emitted in).
@@ -501,26 +510,21 @@ fn blocking_handlers<'s>(
         ElementContentHandlers::default().element(move |el: &mut Element<'_, '_, _>| {
             // An event handler is inline code: classified like an inline script, and moved
             // aside (data-consentgate-on…) when it names a refused service.
+            let mut d = lock(&c);
+            let mut first = None;
             for name in crate::policy::EVENT_HANDLERS {
                 let Some(raw) = el.get_attribute(name) else {
                     continue;
                 };
-                let code = crate::urlctx::decode(&raw);
-                let mut d = lock(&c);
-                let hit = d
-                    .policy
-                    .scripts
-                    .services_in(&code)
-                    .iter()
-                    .find(|s| d.blocked.contains(*s));
-                if let Some(svc) = hit {
+                if let Some(svc) = d.blocked_in_code(&crate::urlctx::decode(&raw)) {
                     el.remove_attribute(name);
-                    el.set_attribute(&format!("data-consentgate-{name}"), &raw)?;
-                    el.set_attribute("data-consentgate-service", d.id(svc))?;
-                    d.stats.neutralized += 1;
-                    d.stats.seen.insert(svc);
-                    *d.stats.by_service.entry(svc).or_default() += 1;
+                    el.set_attribute(&data_attr(name), &raw)?;
+                    first.get_or_insert(svc);
                 }
+            }
+            if let Some(svc) = first {
+                el.set_attribute("data-consentgate-service", d.id(svc))?;
+                d.stats.record(svc);
             }
             Ok(())
         }),
@@ -567,12 +571,20 @@ fn blocking_handlers<'s>(
 }
 
 impl DocCtx {
+    /// The first refused service whose inline signatures occur in `code`.
+    fn blocked_in_code(&self, code: &str) -> Option<usize> {
+        self.policy
+            .scripts
+            .services_in(code)
+            .iter()
+            .find(|s| self.blocked.contains(*s))
+    }
+
     fn blocked_service(&self, value: &str, kind: UrlKind) -> Option<usize> {
         if matches!(kind, UrlKind::One) {
             if let Some(code) = javascript_url_code(value) {
                 // Code, not a fetch: classified like an inline script.
-                let hits = self.policy.scripts.services_in(&code);
-                return hits.iter().find(|s| self.blocked.contains(*s));
+                return self.blocked_in_code(&code);
             }
         }
         let hosts = &self.policy.hosts;
@@ -827,9 +839,7 @@ fn on_script(
             }
             el.set_attribute("type", "text/plain")?;
             el.set_attribute("data-consentgate-service", d.id(svc))?;
-            d.stats.neutralized += 1;
-            d.stats.seen.insert(svc);
-            *d.stats.by_service.entry(svc).or_default() += 1;
+            d.stats.record(svc);
         }
         return Ok(());
     }
@@ -923,9 +933,7 @@ fn make_inert(
     }
     if let Some(svc) = first {
         el.set_attribute("data-consentgate-service", d.id(svc))?;
-        d.stats.neutralized += 1;
-        d.stats.seen.insert(svc);
-        *d.stats.by_service.entry(svc).or_default() += 1;
+        d.stats.record(svc);
     }
     Ok(())
 }

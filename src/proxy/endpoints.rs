@@ -154,20 +154,27 @@ fn back_to(headers: &HeaderMap, host: &str) -> String {
 
 impl Proxy {
     /// Reads the body of a request to our own endpoints, within `limits.endpoint_body_bytes`
-    /// (413) and `limits.endpoint_body_timeout` (408: a client trickling a body would hold a
-    /// connection slot).
-    async fn read_body(&self, body: hyper::body::Incoming) -> Result<bytes::Bytes, StatusCode> {
+    /// (413, "`what` too large") and `limits.endpoint_body_timeout` (408: a client trickling a
+    /// body would hold a connection slot).
+    async fn read_body(
+        &self,
+        body: hyper::body::Incoming,
+        what: &str,
+    ) -> Result<bytes::Bytes, Response<ProxyBody>> {
         let limits = &self.config.limits;
         let read = Limited::new(body, limits.endpoint_body_bytes).collect();
         match tokio::time::timeout(limits.endpoint_body_timeout, read).await {
             Ok(Ok(b)) => Ok(b.to_bytes()),
             Ok(Err(_)) => {
                 self.metrics.limits_hit.inc(&["endpoint_body_bytes"]);
-                Err(StatusCode::PAYLOAD_TOO_LARGE)
+                Err(plain(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    &format!("{what} too large"),
+                ))
             }
             Err(_) => {
                 self.metrics.limits_hit.inc(&["endpoint_body_timeout"]);
-                Err(StatusCode::REQUEST_TIMEOUT)
+                Err(plain(StatusCode::REQUEST_TIMEOUT, "request body too slow"))
             }
         }
     }
@@ -250,12 +257,9 @@ impl Proxy {
                 "unsupported report type",
             );
         }
-        let body = match self.read_body(req.into_body()).await {
+        let body = match self.read_body(req.into_body(), "report").await {
             Ok(b) => b,
-            Err(status) if status == StatusCode::PAYLOAD_TOO_LARGE => {
-                return plain(status, "report too large")
-            }
-            Err(status) => return plain(status, "request body too slow"),
+            Err(r) => return r,
         };
         match self.reports.accept(peer.ip(), &body) {
             Ok(directives) => {
@@ -396,12 +400,9 @@ impl Proxy {
             .flat_map(|h| h.split(';'))
             .filter_map(|p| p.split_once('=').map(|(k, _)| k.trim().to_string()))
             .collect();
-        let body = match self.read_body(req.into_body()).await {
+        let body = match self.read_body(req.into_body(), "form").await {
             Ok(b) => b,
-            Err(status) if status == StatusCode::PAYLOAD_TOO_LARGE => {
-                return plain(status, "form too large")
-            }
-            Err(status) => return plain(status, "request body too slow"),
+            Err(r) => return r,
         };
         let decision = match self.decision_from_form(&body, previous) {
             Ok(d) => d,

@@ -188,7 +188,7 @@ impl Proxy {
         let languages = Arc::new(config.languages.clone());
 
         let client = http_client(&config.upstream)?;
-        let config_upstream = config.upstream.clone();
+        let upstreams = upstreams::Upstreams::new(&config.upstream);
         let csp_sources = crate::csp::ServiceSources::new(&config.catalog);
         let receipt_store = receipt_opener(&config.receipts.store);
         let receipts = match reuse {
@@ -213,7 +213,7 @@ impl Proxy {
                 signer,
                 policy_hash,
                 client,
-                upstreams: upstreams::Upstreams::new(&config_upstream),
+                upstreams,
                 banner_cache: Arc::default(),
             },
             source,
@@ -587,14 +587,9 @@ impl Proxy {
                 Some(mut full) => {
                     full.headers_mut().remove(header::RANGE);
                     full.headers_mut().remove(header::IF_RANGE);
-                    let upstream = full.uri().to_string();
                     match self.send(full).await {
                         Ok(r) => r,
-                        Err(e) => {
-                            self.metrics.upstream_errors.inc(&[&self.site, e.kind]);
-                            tracing::error!(%upstream, error = %e.msg, "upstream request failed");
-                            return simple(StatusCode::BAD_GATEWAY, BAD_GATEWAY_TEXT);
-                        }
+                        Err(e) => return self.upstream_failed(self.upstreams.url(used), &e),
                     }
                 }
                 None => {
@@ -1256,11 +1251,12 @@ fn simple(status: StatusCode, msg: &str) -> Response<ProxyBody> {
     r
 }
 
-const BAD_GATEWAY_TEXT: &str = "502 Bad Gateway: the site's server did not answer";
-
 fn bad_gateway(upstream: &url::Url, e: &str) -> Response<ProxyBody> {
     tracing::error!(upstream = %upstream, error = e, "upstream request failed");
-    simple(StatusCode::BAD_GATEWAY, BAD_GATEWAY_TEXT)
+    simple(
+        StatusCode::BAD_GATEWAY,
+        "502 Bad Gateway: the site's server did not answer",
+    )
 }
 
 /// Why a request to the origin failed: the message for the log, and the kind for metrics and
