@@ -72,7 +72,7 @@ impl Server {
         if config.server.listen != was.server.listen
             || config.limits != was.limits
             || config.tls.as_ref().map(|t| (t.listen, &t.certs))
-                != was.tls.as_ref().map(|t| (t.listen, &t.certs))
+                != old.tls().map(|t| (t.listen, &t.certs))
         {
             tracing::warn!(
                 "server.listen, [limits] and TLS certificate changes take effect at the next restart"

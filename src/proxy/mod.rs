@@ -507,13 +507,7 @@ impl Proxy {
     }
 
     async fn handle_inner(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<ProxyBody> {
-        let host = req
-            .headers()
-            .get(header::HOST)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-            .or_else(|| req.uri().authority().map(|a| a.to_string()))
-            .unwrap_or_default();
+        let host = request_host(&req).to_string();
         let secure = req.extensions().get::<ArrivedOverTls>().is_some()
             || req
                 .headers()
@@ -1199,6 +1193,15 @@ fn authority(u: &url::Url) -> String {
         Some(p) => format!("{host}:{p}"),
         None => host,
     }
+}
+
+/// The host a request is for: `Host`, else the URI's authority (HTTP/2), else empty.
+fn request_host<B>(req: &Request<B>) -> &str {
+    req.headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| req.uri().authority().map(|a| a.as_str()))
+        .unwrap_or("")
 }
 
 /// The URL the browser sees for this request, for resolving relative URLs in the page.

@@ -9,66 +9,58 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use http::{header, Request, Response, StatusCode};
+use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 
 use super::{simple, KeySource, Proxy, ProxyBody};
-use crate::config::Config;
+use crate::config::{Config, Site, TlsConfig};
 
 pub struct Sites {
+    /// Each named by its `site`.
     proxies: Vec<Arc<Proxy>>,
-    names: Vec<String>,
     exact: HashMap<String, usize>,
     /// `*.example.com` is stored as `example.com`.
     wildcard: HashMap<String, usize>,
     default: Option<usize>,
+    /// The TLS listener's settings this set was started with (process-wide, not per site).
+    tls: Option<TlsConfig>,
 }
 
-/// One site's part of a configuration, before its proxy is built.
-struct Plan {
-    name: String,
+/// A site's proxy with the hosts it serves.
+struct Built {
     hosts: Vec<String>,
     default: bool,
-    config: Config,
+    proxy: Arc<Proxy>,
 }
 
-fn plans(config: Config) -> Vec<Plan> {
-    if config.sites.is_empty() {
-        return vec![Plan {
-            name: "default".into(),
-            hosts: Vec::new(),
-            default: true,
-            config,
-        }];
+/// The sites of a configuration: the top level alone when there is no `[[site]]`.
+fn sites_of(config: Config) -> Vec<Site> {
+    if !config.sites.is_empty() {
+        return config.sites;
     }
-    config
-        .sites
-        .into_iter()
-        .map(|s| Plan {
-            name: s.name,
-            hosts: s.hosts,
-            default: s.default,
-            config: s.config,
-        })
-        .collect()
+    vec![Site {
+        name: "default".into(),
+        hosts: Vec::new(),
+        default: true,
+        cert: None,
+        config,
+    }]
 }
 
 impl Sites {
     /// Builds every site of a configuration; the key source is the weakest of them (so the
     /// binary warns when any site signs with a random key).
     pub fn new(config: Config) -> Result<(Sites, KeySource), String> {
+        let tls = config.tls.clone();
         let mut weakest = KeySource::Config;
-        let mut built: Vec<(Plan, Arc<Proxy>)> = Vec::new();
-        for plan in plans(config) {
-            let shared = built.first().map(|(_, p)| p.clone());
-            let (proxy, key) = match &shared {
-                None => Proxy::new(plan.config.clone())?,
+        let mut built: Vec<Built> = Vec::new();
+        for site in sites_of(config) {
+            let (proxy, key) = match built.first() {
+                None => Proxy::new(site.config)?,
                 Some(first) => {
-                    let (mut p, key) = Proxy::new_with_receipts(
-                        plan.config.clone(),
-                        Some(first.receipts.clone()),
-                    )?;
-                    p.share_state(first);
+                    let (mut p, key) =
+                        Proxy::new_with_receipts(site.config, Some(first.proxy.receipts.clone()))?;
+                    p.share_state(&first.proxy);
                     (p, key)
                 }
             };
@@ -77,43 +69,47 @@ impl Sites {
                 (KeySource::Environment, _) | (_, KeySource::Environment) => KeySource::Environment,
                 _ => KeySource::Config,
             };
-            let proxy = proxy.named(&plan.name);
-            built.push((plan, Arc::new(proxy)));
+            built.push(Built {
+                hosts: site.hosts,
+                default: site.default,
+                proxy: Arc::new(proxy.named(&site.name)),
+            });
         }
-        Ok((Sites::assemble(built), weakest))
+        Ok((Sites::assemble(built, tls), weakest))
     }
 
     /// One proxy serving every Host.
     pub fn single(proxy: Arc<Proxy>) -> Sites {
-        Sites {
-            names: vec![proxy.site.clone()],
-            proxies: vec![proxy],
-            exact: HashMap::new(),
-            wildcard: HashMap::new(),
-            default: Some(0),
-        }
+        let tls = proxy.config.tls.clone();
+        Sites::assemble(
+            vec![Built {
+                hosts: Vec::new(),
+                default: true,
+                proxy,
+            }],
+            tls,
+        )
     }
 
-    fn assemble(built: Vec<(Plan, Arc<Proxy>)>) -> Sites {
+    fn assemble(built: Vec<Built>, tls: Option<TlsConfig>) -> Sites {
         let mut sites = Sites {
             proxies: Vec::new(),
-            names: Vec::new(),
             exact: HashMap::new(),
             wildcard: HashMap::new(),
             default: None,
+            tls,
         };
-        for (i, (plan, proxy)) in built.into_iter().enumerate() {
-            for h in &plan.hosts {
+        for (i, b) in built.into_iter().enumerate() {
+            for h in b.hosts {
                 match h.strip_prefix("*.") {
                     Some(domain) => sites.wildcard.insert(domain.to_string(), i),
-                    None => sites.exact.insert(h.clone(), i),
+                    None => sites.exact.insert(h, i),
                 };
             }
-            if plan.default {
+            if b.default {
                 sites.default = Some(i);
             }
-            sites.names.push(plan.name);
-            sites.proxies.push(proxy);
+            sites.proxies.push(b.proxy);
         }
         sites
     }
@@ -121,21 +117,30 @@ impl Sites {
     /// The sites of a new configuration, keeping the running state: each site keeps what its
     /// namesake had (a generated key), all share the first one's metrics and receipt path.
     pub fn reconfigured(&self, config: Config) -> Result<Sites, String> {
-        let mut built: Vec<(Plan, Arc<Proxy>)> = Vec::new();
-        for plan in plans(config) {
+        let tls = config.tls.clone();
+        let mut built: Vec<Built> = Vec::new();
+        for site in sites_of(config) {
             let old = self
-                .names
+                .proxies
                 .iter()
-                .position(|n| *n == plan.name)
-                .map_or(self.primary(), |i| &self.proxies[i]);
+                .find(|p| p.site == site.name)
+                .unwrap_or(self.primary());
             let next = match built.first() {
-                None => old.reconfigured(plan.config.clone())?,
-                Some((_, first)) => old.reconfigured_sharing(plan.config.clone(), Some(first))?,
+                None => old.reconfigured(site.config)?,
+                Some(first) => old.reconfigured_sharing(site.config, Some(&first.proxy))?,
             };
-            let next = next.named(&plan.name);
-            built.push((plan, Arc::new(next)));
+            built.push(Built {
+                hosts: site.hosts,
+                default: site.default,
+                proxy: Arc::new(next.named(&site.name)),
+            });
         }
-        Ok(Sites::assemble(built))
+        Ok(Sites::assemble(built, tls))
+    }
+
+    /// The TLS listener's settings (certificates load at start; a reload only compares).
+    pub fn tls(&self) -> Option<&TlsConfig> {
+        self.tls.as_ref()
     }
 
     /// The first site: holds the state all sites share (metrics, receipts, discovery).
@@ -144,7 +149,7 @@ impl Sites {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Arc<Proxy>)> {
-        self.names.iter().map(String::as_str).zip(&self.proxies)
+        self.proxies.iter().map(|p| (p.site.as_str(), p))
     }
 
     /// How many sites (at least one: a configuration without `[[site]]` is one site).
@@ -168,12 +173,7 @@ impl Sites {
 
     /// Serves one request on the site its Host names.
     pub async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<ProxyBody> {
-        let host = req
-            .headers()
-            .get(header::HOST)
-            .and_then(|v| v.to_str().ok())
-            .or_else(|| req.uri().authority().map(|a| a.as_str()))
-            .unwrap_or("");
+        let host = super::request_host(&req);
         match self.route(host) {
             Some(proxy) => proxy.handle(req, peer).await,
             None => {
