@@ -1404,14 +1404,7 @@ fn merge_site(top: &toml::Table, site: &toml::Table) -> toml::Table {
 /// site's own block.
 fn set_by(block: &toml::Table, path: &str) -> bool {
     let mut item = None::<&toml::Value>;
-    for seg in path.split('.') {
-        let (key, index) = match seg.find('[') {
-            Some(i) => (
-                &seg[..i],
-                seg[i + 1..].trim_end_matches(']').parse::<usize>().ok(),
-            ),
-            None => (seg, None),
-        };
+    for (key, index) in key_path(path) {
         let next = match item {
             None => block.get(key),
             Some(v) => v.get(key),
@@ -1428,6 +1421,17 @@ fn set_by(block: &toml::Table, path: &str) -> bool {
         item = Some(next);
     }
     item.is_some()
+}
+
+/// The segments of an error's key path: `a.b[2].c` → (a, None), (b, Some(2)), (c, None).
+fn key_path(path: &str) -> impl Iterator<Item = (&str, Option<usize>)> {
+    path.split('.').map(|seg| match seg.find('[') {
+        Some(i) => (
+            &seg[..i],
+            seg[i + 1..].trim_end_matches(']').parse::<usize>().ok(),
+        ),
+        None => (seg, None),
+    })
 }
 
 fn section<T: DeserializeOwned + Default>(
@@ -1448,14 +1452,7 @@ fn section<T: DeserializeOwned + Default>(
 fn line_of(doc: &toml_edit::ImDocument<String>, text: &str, path: &str) -> Option<usize> {
     let mut item: &toml_edit::Item = doc.as_item();
     let mut span = None;
-    for seg in path.split('.') {
-        let (key, index) = match seg.find('[') {
-            Some(i) => (
-                &seg[..i],
-                seg[i + 1..].trim_end_matches(']').parse::<usize>().ok(),
-            ),
-            None => (seg, None),
-        };
+    for (key, index) in key_path(path) {
         let Some(next) = item.get(key) else { break };
         item = next;
         span = item.span().or(span);

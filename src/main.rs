@@ -274,15 +274,17 @@ fn build_sites(config: Config) -> Result<Arc<Sites>> {
     Ok(Arc::new(sites))
 }
 
-async fn run(cli: Cli) -> Result<()> {
-    let source = ConfigSource {
+/// Where the proxy's configuration comes from: the file and the flags that override it.
+fn config_source(cli: &Cli) -> ConfigSource {
+    ConfigSource {
         path: cli.config.clone(),
         listen: cli.listen,
         upstream: cli.upstream.clone(),
-    };
-    let config = source
-        .load()
-        .map_err(|e| anyhow::anyhow!("invalid configuration:\n{e}"))?;
+    }
+}
+
+/// Runs the proxy with its configuration, read and validated before the runtime started.
+async fn run(source: ConfigSource, config: Config) -> Result<()> {
     let listen = config.server.listen;
     let upstream = config.upstream.url.clone();
     let admin = config.admin.clone();
@@ -526,17 +528,22 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if cli.command.is_none() {
-        // The proxy's thread count comes from its configuration (an invalid file is reported
-        // by `run` below, with every problem).
-        let source = ConfigSource {
-            path: cli.config.clone(),
-            listen: cli.listen,
-            upstream: cli.upstream.clone(),
-        };
-        if let Some(n) = source.load().ok().and_then(|c| c.server.workers) {
-            builder.worker_threads(n);
+    // The proxy's configuration is read once, here: its thread count shapes the runtime.
+    let proxy_config = match cli.command {
+        Some(_) => None,
+        None => {
+            let source = config_source(&cli);
+            match source.load() {
+                Ok(config) => Some((source, config)),
+                Err(e) => {
+                    eprintln!("error: invalid configuration:\n{e}");
+                    return ExitCode::from(1);
+                }
+            }
         }
+    };
+    if let Some(n) = proxy_config.as_ref().and_then(|(_, c)| c.server.workers) {
+        builder.worker_threads(n);
     }
     let rt = match builder.enable_all().build() {
         Ok(rt) => rt,
@@ -552,7 +559,11 @@ fn main() -> ExitCode {
                 origin_listen,
             }) => demo(*listen, *origin_listen).await,
             Some(Command::Scan { url, pages, lang }) => scan(&cli, url, *pages, lang).await,
-            _ => run(cli).await,
+            _ => match proxy_config {
+                Some((source, config)) => run(source, config).await,
+                // Every other command returned before the runtime was built.
+                None => Err(anyhow::anyhow!("this command does not run the proxy")),
+            },
         }
     });
     match result {
