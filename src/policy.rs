@@ -145,9 +145,10 @@ pub struct Policy {
     pub beacons: BeaconMatcher,
     pub limits: RewriteLimits,
     pub(crate) selectors: Selectors,
-    /// Services that have inline signatures or patterns: only when one of them is blocked do
-    /// inline scripts need buffering.
-    pub(crate) with_signatures: ServiceSet,
+    /// Services inline code can be recognised by (inline signatures, patterns, or hosts a
+    /// loader would spell out): only when one of them is blocked do inline scripts need
+    /// buffering.
+    pub(crate) known_in_code: ServiceSet,
     necessary: ServiceSet,
 }
 
@@ -162,11 +163,14 @@ impl std::fmt::Debug for Policy {
 
 impl Policy {
     pub fn new(catalog: Catalog, limits: RewriteLimits) -> Result<Policy, String> {
-        let mut with_signatures = ServiceSet::new();
+        let mut known_in_code = ServiceSet::new();
         let mut necessary = ServiceSet::new();
         for (i, s) in catalog.services().iter().enumerate() {
-            if !s.inline_signatures.is_empty() || !s.inline_patterns.is_empty() {
-                with_signatures.insert(i);
+            if !s.inline_signatures.is_empty()
+                || !s.inline_patterns.is_empty()
+                || !s.hosts.is_empty()
+            {
+                known_in_code.insert(i);
             }
             if s.purpose == Purpose::Necessary {
                 necessary.insert(i);
@@ -180,7 +184,7 @@ impl Policy {
             selectors: Selectors::new()?,
             catalog,
             limits,
-            with_signatures,
+            known_in_code,
             necessary,
         })
     }

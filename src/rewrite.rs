@@ -244,7 +244,7 @@ impl PageRewriter {
         charset: Charset,
         inject: Option<Injection>,
     ) -> Self {
-        let scan_inline = blocked.iter().any(|i| policy.with_signatures.contains(i));
+        let scan_inline = blocked.iter().any(|i| policy.known_in_code.contains(i));
         let ctx = Arc::new(Mutex::new(DocCtx::new(
             policy.clone(),
             blocked,
@@ -253,7 +253,7 @@ impl PageRewriter {
             charset.encoding.into(),
         )));
         let slot = inject.map(|f| Arc::new(Mutex::new(Some(f))));
-        let settings = settings(&policy, &ctx, true, slot)
+        let settings = settings(&policy, &ctx, 0, slot)
             .with_encoding(charset.encoding)
             .with_adjust_charset_on_meta_tag(charset.from_meta);
         PageRewriter {
@@ -312,8 +312,6 @@ fn handler_error(msg: String) -> Box<dyn std::error::Error + Send + Sync> {
     msg.into()
 }
 
-/// The lol_html settings for one document. `outer` adds the handlers that only make sense at
-/// the top level (noscript, inline script classification, srcdoc).
 type NoscriptSlot = Arc<Mutex<Option<PageRewriter>>>;
 type InjectSlot = Arc<Mutex<Option<Injection>>>;
 
@@ -321,12 +319,16 @@ type InjectSlot = Arc<Mutex<Option<Injection>>>;
 /// rewrite saw (e.g. which chat widgets it neutralized).
 pub type Injection = Box<dyn FnOnce(&RewriteStats) -> String + Send>;
 
-/// The lol_html settings for one document. `outer` adds what only makes sense at the top level
-/// (noscript, inline classification, srcdoc, injection, end-of-document flushing).
+/// How deep `<noscript>` passes nest. A browser without JavaScript parses noscript inside
+/// noscript as markup, so each level gets a pass of its own; deeper content is dropped.
+const MAX_NOSCRIPT_DEPTH: u8 = 4;
+
+/// The lol_html settings for one document: the page itself at `depth` 0, or the content of a
+/// `<noscript>` `depth` levels down (no inline classification or injection there).
 fn settings<'s>(
     policy: &'s Policy,
     ctx: &Ctx,
-    outer: bool,
+    depth: u8,
     inject: Option<InjectSlot>,
 ) -> Settings<'static, 's> {
     let sel = &policy.selectors;
@@ -336,10 +338,7 @@ fn settings<'s>(
     let slot: NoscriptSlot = Arc::default();
     let blocking = !lock(ctx).blocked.is_empty();
     if blocking {
-        s = blocking_handlers(s, policy, ctx, outer, &slot);
-    }
-    if !outer {
-        return s;
+        s = blocking_handlers(s, policy, ctx, depth, &slot);
     }
     // With nothing blocked there are no element handlers at all (any one makes lol_html track
     // every element, halving its speed): the settings control goes at the document end, which
@@ -427,17 +426,33 @@ fn blocking_handlers<'s>(
     mut s: Settings<'static, 's>,
     policy: &'s Policy,
     ctx: &Ctx,
-    outer: bool,
+    depth: u8,
     slot: &NoscriptSlot,
 ) -> Settings<'static, 's> {
+    let outer = depth == 0;
     let sel = &policy.selectors;
     let c = ctx.clone();
     s = s.append_element_content_handler((
         Cow::Borrowed(&sel.base),
         ElementContentHandlers::default().element(move |el: &mut Element<'_, '_, _>| {
-            if let Some(href) = el.get_attribute("href") {
-                lock(&c).urls.set_base(&href);
+            let Some(href) = el.get_attribute("href") else {
+                return Ok(());
+            };
+            let mut d = lock(&c);
+            // A base on a refused service's host would hand it relative URLs the rewriter never
+            // attributes to it: ones before the base (a browser may resolve them after the base
+            // arrives) and, for a base inside `<noscript>`, every later one in a browser without
+            // JavaScript. So the base itself goes inert; browsers then use the next base, as
+            // the URL context does.
+            let on_host = d.urls.services_on_host_of(&href, &d.policy.hosts);
+            if let Some(svc) = on_host.iter().find(|s| d.blocked.contains(*s)) {
+                el.remove_attribute("href");
+                el.set_attribute(&data_attr("href"), &href)?;
+                el.set_attribute("data-consentgate-service", d.id(svc))?;
+                d.stats.record(svc);
+                return Ok(());
             }
+            d.urls.set_base(&href);
             Ok(())
         }),
     ));
@@ -557,27 +572,49 @@ fn blocking_handlers<'s>(
         ElementContentHandlers::default()
             .element(move |el: &mut Element<'_, '_, _>| on_srcdoc(&c, el)),
     ));
-    if outer {
+    if depth < MAX_NOSCRIPT_DEPTH {
         let (c, sl) = (ctx.clone(), slot.clone());
         let sl2 = slot.clone();
         s = s.append_element_content_handler((
             Cow::Borrowed(&sel.noscript),
             ElementContentHandlers::default()
-                .element(move |el: &mut Element<'_, '_, _>| on_noscript(&c, &sl, el))
+                .element(move |el: &mut Element<'_, '_, _>| on_noscript(&c, &sl, el, depth + 1))
                 .text(move |t: &mut TextChunk<'_>| on_noscript_text(&sl2, t)),
+        ));
+    } else {
+        let c = ctx.clone();
+        s = s.append_element_content_handler((
+            Cow::Borrowed(&sel.noscript),
+            ElementContentHandlers::default().element(move |el: &mut Element<'_, '_, _>| {
+                // Fail closed: content this deep is not worth a pass of its own.
+                el.set_inner_content("", ContentType::Text);
+                lock(&c).stats.neutralized += 1;
+                Ok(())
+            }),
         ));
     }
     s
 }
 
 impl DocCtx {
-    /// The first refused service whose inline signatures occur in `code`.
+    /// The first refused service `code` loads.
     fn blocked_in_code(&self, code: &str) -> Option<usize> {
-        self.policy
-            .scripts
-            .services_in(code)
-            .iter()
-            .find(|s| self.blocked.contains(*s))
+        self.blocked_services_in_code(code).iter().next()
+    }
+
+    /// The refused services that `code` loads: by their inline signatures, or by a URL it
+    /// spells out on one of their hosts.
+    fn blocked_services_in_code(&self, code: &str) -> ServiceSet {
+        let mut hits = self.policy.scripts.services_in(code);
+        for i in crate::urlctx::services_in_code(code, &self.policy.hosts).iter() {
+            hits.insert(i);
+        }
+        for i in hits.clone().iter() {
+            if !self.blocked.contains(i) {
+                hits.remove(i);
+            }
+        }
+        hits
     }
 
     fn blocked_service(&self, value: &str, kind: UrlKind) -> Option<usize> {
@@ -622,12 +659,7 @@ impl DocCtx {
                     replace_text = true;
                 }
             } else {
-                let mut hits = self.policy.scripts.services_in(&p.text);
-                for i in hits.clone().iter() {
-                    if !self.blocked.contains(i) {
-                        hits.remove(i);
-                    }
-                }
+                let hits = self.blocked_services_in_code(&p.text);
                 if !hits.is_empty() {
                     self.stats.neutralized += 1;
                     for i in hits.iter() {
@@ -971,6 +1003,7 @@ fn on_noscript(
     ctx: &Ctx,
     slot: &Arc<Mutex<Option<PageRewriter>>>,
     el: &mut Element<'_, '_, lol_html::send::SendHandlerTypes>,
+    depth: u8,
 ) -> HandlerResult {
     let (policy, blocked, base) = {
         let d = lock(ctx);
@@ -980,7 +1013,7 @@ fn on_noscript(
             d.urls.base().clone(),
         )
     };
-    let nested = PageRewriter::new_nested(policy, blocked, base);
+    let nested = PageRewriter::new_nested(policy, blocked, base, depth);
     *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(nested);
     let sl = slot.clone();
     if el.can_have_content() {
@@ -1017,9 +1050,9 @@ fn on_noscript_text(
 }
 
 impl PageRewriter {
-    /// A rewriter for `<noscript>` content: the same element rules, UTF-8 (lol_html hands text
-    /// over decoded), no nested noscript or inline classification (scripts do not run there).
-    fn new_nested(policy: Arc<Policy>, blocked: ServiceSet, base: url::Url) -> Self {
+    /// A rewriter for `<noscript>` content `depth` levels down: the same element rules, UTF-8
+    /// (lol_html hands text over decoded), no inline classification (scripts do not run there).
+    fn new_nested(policy: Arc<Policy>, blocked: ServiceSet, base: url::Url, depth: u8) -> Self {
         let ctx = Arc::new(Mutex::new(DocCtx::new(
             policy.clone(),
             blocked,
@@ -1027,7 +1060,7 @@ impl PageRewriter {
             base,
             encoding_rs::UTF_8,
         )));
-        let settings = settings(&policy, &ctx, false, None);
+        let settings = settings(&policy, &ctx, depth, None);
         PageRewriter {
             inner: Some(HtmlRewriter::new(settings, SharedSink(ctx.clone()))),
             sink: SharedSink(ctx.clone()),
@@ -1422,9 +1455,23 @@ basis = "DPF"
     }
 
     #[test]
-    fn base_href_redirects_relative_urls() {
+    fn base_on_a_refused_host_goes_inert() {
+        // Relative URLs then resolve against the page, before and after the base, in browsers
+        // with and without JavaScript.
         let out = rw(r#"<base href="https://static.chat.test/"><iframe src="w.html"></iframe>"#);
-        assert!(out.contains("data-consentgate-src=\"w.html\""), "{out}");
+        assert_eq!(
+            out,
+            r#"<base data-consentgate-href="https://static.chat.test/" data-consentgate-service="chat"><iframe src="w.html"></iframe>"#
+        );
+        // Any rule on the host counts, whatever its path: `tr` under this base is the pixel.
+        let out = rw(r#"<img src="tr"><base href="https://www.social.test/">"#);
+        assert!(out.contains(r#"<base data-consentgate-href="#), "{out}");
+        // Inside noscript (a browser without JavaScript takes it as the document's base).
+        let out = rw(r#"<noscript><base href="//static.chat.test/"></noscript>"#);
+        assert!(out.contains(r#"<base data-consentgate-href="#), "{out}");
+        // A first-party or unknown base stays.
+        let html = r#"<base href="https://cdn.example.org/"><img src="a.png">"#;
+        assert_eq!(rw(html), html);
     }
 
     #[test]
@@ -1531,7 +1578,7 @@ mod golden {
 </body></html>
 <script>gtag('config', 'G-EOF')"#;
 
-    /// Relative URLs under a third-party `<base>` belong to that third party.
+    /// A `<base>` on a refused service's host goes inert; the next base takes over.
     const BASE: &str = r#"<html><head><base href="https://static.zdassets.com/ekr/"><base href="/ignored/"></head>
 <body><script src="snippet.js"></script><img src="/px.gif"><iframe src="?w=1"></iframe><a href="a.html" ping="p">a</a></body></html>"#;
 

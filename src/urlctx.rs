@@ -272,6 +272,87 @@ pub fn srcset_urls(s: &str) -> impl Iterator<Item = &str> {
     })
 }
 
+/// The services of the URLs that code spells out (`https://host/path`, `//host/path`, and the
+/// JSON-escaped `https:\/\/host\/path`), whatever the catalog's inline signatures say: a loader
+/// that names any host of a service fetches from it. Only hosts after `//` count, so a script
+/// that merely mentions a domain name in prose or data is left alone.
+pub fn services_in_code(code: &str, hosts: &HostMatcher) -> ServiceSet {
+    let mut set = ServiceSet::new();
+    let b = code.as_bytes();
+    let mut from = 0;
+    while let Some(i) = code[from..].find('/').map(|i| from + i) {
+        from = i + 1;
+        // `//` or `\/\/`: the authority starts after the second slash.
+        let start = if b.get(i + 1) == Some(&b'/') {
+            i + 2
+        } else if b.get(i + 1) == Some(&b'\\') && b.get(i + 2) == Some(&b'/') {
+            i + 3
+        } else {
+            continue;
+        };
+        // A `//` comment is followed by a space, so this costs a byte or two.
+        let rest = &code[start..];
+        let auth_end = rest
+            .find(|c: char| {
+                matches!(
+                    c,
+                    '/' | '\\'
+                        | '?'
+                        | '#'
+                        | '"'
+                        | '\''
+                        | '`'
+                        | '('
+                        | ')'
+                        | ';'
+                        | ','
+                        | '<'
+                        | '>'
+                        | '{'
+                        | '}'
+                        | '['
+                        | ']'
+                ) || c.is_whitespace()
+            })
+            .unwrap_or(rest.len());
+        let auth = &rest[..auth_end];
+        let host = auth.rsplit('@').next().unwrap_or(auth);
+        let host = match host.rfind(':') {
+            Some(c) if host[c + 1..].bytes().all(|d| d.is_ascii_digit()) => &host[..c],
+            _ => host,
+        };
+        if !host.contains('.')
+            || !host
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'.' || c == b'-')
+        {
+            continue;
+        }
+        let host = host.to_ascii_lowercase();
+        // The path up to the end of the string literal, with `\/` read as `/`.
+        let tail = &rest[auth_end..];
+        let path_end = tail
+            .find(|c: char| {
+                matches!(
+                    c,
+                    '?' | '#' | '"' | '\'' | '`' | ')' | ';' | ',' | '<' | '>'
+                ) || c.is_whitespace()
+            })
+            .unwrap_or(tail.len());
+        let path = tail[..path_end].replace("\\/", "/");
+        let path = if path.starts_with('/') {
+            path
+        } else {
+            format!("/{path}")
+        };
+        if let Some(svc) = hosts.lookup(&host, &path) {
+            set.insert(svc);
+        }
+        from = start + auth_end;
+    }
+    set
+}
+
 /// The URL of a `<meta http-equiv=refresh content="5; url=...">`.
 pub fn refresh_url(content: &str) -> Option<&str> {
     let s = content.trim_start();
@@ -299,6 +380,53 @@ mod tests {
         let c = Catalog::builtin().unwrap();
         let m = HostMatcher::new(&c);
         ctx.service_of(v, &m).map(|i| c.get(i).unwrap().id.clone())
+    }
+
+    fn in_code(code: &str) -> Vec<String> {
+        let c = Catalog::builtin().unwrap();
+        let m = HostMatcher::new(&c);
+        services_in_code(code, &m)
+            .iter()
+            .map(|i| c.get(i).unwrap().id.clone())
+            .collect()
+    }
+
+    #[test]
+    fn urls_spelled_out_in_code() {
+        // A loader naming a host that is not among the service's inline signatures.
+        assert_eq!(
+            in_code(r#"s.src="https://cdn.zopim.io/x.js""#),
+            ["zendesk-chat"]
+        );
+        assert_eq!(in_code("s.src='//cdn.zopim.io/x.js'"), ["zendesk-chat"]);
+        // JSON-escaped slashes (wp_localize_script and friends), upper case, userinfo, port,
+        // trailing dot.
+        assert_eq!(
+            in_code(r#"{"u":"https:\/\/CDN.ZOPIM.IO\/x.js"}"#),
+            ["zendesk-chat"]
+        );
+        assert_eq!(
+            in_code("f('https://u:p@cdn.zopim.io:443/x')"),
+            ["zendesk-chat"]
+        );
+        assert_eq!(in_code("f('https://cdn.zopim.io./x')"), ["zendesk-chat"]);
+        // Path-scoped hosts count only on their path: a share link is not the pixel.
+        assert!(in_code("open('https://www.facebook.com/sharer.php?u=1')").is_empty());
+        assert_eq!(
+            in_code("i.src='https://www.facebook.com/tr?id=1'"),
+            ["meta-pixel"]
+        );
+        // Comments, prose, division and a bare domain name are not URLs.
+        assert!(in_code("// see cdn.zopim.io\nvar a = b / c; x = 'cdn.zopim.io';").is_empty());
+        assert!(in_code("a//b; //\n//.//").is_empty());
+        // Every URL counts, not just the first.
+        assert_eq!(
+            in_code(
+                "a('https://example.org/'); b('https://cdn.zopim.io/'); c('//www.facebook.com/tr')"
+            )
+            .len(),
+            2
+        );
     }
 
     #[test]
