@@ -1,7 +1,8 @@
 /* consentgate client runtime. The banner is a plain form that works without JavaScript; this
  * script makes it smoother: decisions are posted with fetch, granted services are activated in
  * place (in document order, no reload), a revocation reloads the page, the settings control
- * reopens the banner, and a chat facade loads and opens its widget. */
+ * opens the banner in place (fetched when first needed: a decided visitor's pages carry only
+ * the control, a link to the settings page), and a chat facade loads and opens its widget. */
 (function () {
   'use strict';
   var runtime = document.currentScript || document.querySelector('script[data-consentgate="runtime"]');
@@ -168,12 +169,38 @@
 
   var lastAction = null;
   var bypass = false;
+  /* The banner for the settings control: the one on the page, or fetched and added once. If
+   * that fails the control's own link (the settings page) still works. */
+  var fetching = null;
+  function openSettings(control) {
+    if (banner) { setOpen(true); return; }
+    if (fetching) { return; }
+    fetching = fetch(prefix + '/banner', { credentials: 'same-origin', headers: { 'Accept': 'text/html' } })
+      .then(function (r) {
+        if (!r.ok) { throw new Error('consentgate: ' + r.status); }
+        return r.text();
+      })
+      .then(function (html) {
+        var box = document.createElement('div');
+        box.innerHTML = html;
+        var found = box.querySelector('[data-consentgate="banner"]');
+        if (!found) { throw new Error('consentgate: no banner'); }
+        document.body.appendChild(found);
+        banner = found;
+        setOpen(true);
+      })
+      .catch(function () {
+        fetching = null;
+        location.href = control.href;
+      });
+  }
+
   document.addEventListener('click', function (e) {
     var t = e.target && e.target.closest ? e.target.closest('[' + DATA + 'action]') : null;
     if (!t) { return; }
     if (t.getAttribute(DATA + 'action') === 'settings') {
       e.preventDefault();
-      setOpen(true);
+      openSettings(t);
     } else {
       lastAction = t;
     }

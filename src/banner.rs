@@ -128,8 +128,11 @@ fn service_facts(out: &mut String, s: &Service, t: &Languages, lang: &str) {
     );
 }
 
-/// The banner (open for an undecided visitor, closed but reachable after a decision), the
-/// settings control, and the runtime's assets.
+/// What a page gets before `</body>`: for an undecided visitor the banner itself, open; after
+/// a decision only the settings control, a link to the settings page that the runtime turns
+/// into the banner in place (fetched from `{prefix}/banner` when clicked). Every page a decided
+/// visitor browses so carries a few hundred bytes instead of every service's facts. Then the
+/// chat facades and the runtime.
 #[allow(clippy::too_many_arguments)]
 pub fn render(
     catalog: &Catalog,
@@ -140,19 +143,116 @@ pub fn render(
     gpc: bool,
     facades: &[usize],
 ) -> Rendered {
-    let t = |k: &str| esc(texts.get(lang, k));
-    let mut h = String::with_capacity(16 * 1024);
+    let mut h = String::with_capacity(if decision.decided { 1024 } else { 48 * 1024 });
     let prefix = esc(&opts.prefix);
+    stylesheet(&mut h, opts);
+    if decision.decided {
+        let _ = write!(
+            h,
+            "<a href=\"{prefix}/settings\" class=\"cg-settings {corner}\" aria-haspopup=\"dialog\" data-consentgate-action=\"settings\">{}</a>",
+            esc(texts.get(lang, "settings_button")),
+            corner = corner_class(opts),
+        );
+    } else {
+        dialog(&mut h, catalog, decision, texts, lang, opts, gpc, None);
+    }
+    for &i in facades {
+        if let Some(s) = catalog.get(i) {
+            render_facade(&mut h, s, texts, lang, &prefix);
+        }
+    }
     let _ = write!(
         h,
-        "<link rel=\"stylesheet\" href=\"{prefix}/assets/consentgate.css{v}\">",
-        v = esc(&opts.asset_version)
+        "<script src=\"{prefix}/assets/consentgate.js{v}\" defer data-consentgate=\"runtime\" data-consentgate-prefix=\"{prefix}\"{reload}></script>",
+        v = esc(&opts.asset_version),
+        reload = if opts.reload_on_grant { " data-consentgate-reload=\"true\"" } else { "" },
     );
-    let open = !decision.decided;
-    let corner = match opts.settings_corner {
+    Rendered { html: h }
+}
+
+/// The banner alone, as the runtime fetches it when a decided visitor opens the settings (it
+/// shows the choices in force).
+pub fn fragment(
+    catalog: &Catalog,
+    decision: &Decision,
+    texts: &Languages,
+    lang: &str,
+    opts: &BannerOptions,
+    gpc: bool,
+) -> String {
+    let mut h = String::with_capacity(48 * 1024);
+    dialog(&mut h, catalog, decision, texts, lang, opts, gpc, None);
+    h
+}
+
+/// The settings page a browser without JavaScript gets from the settings control: the banner,
+/// open, whose form sends the visitor back to `return_to` (a path on this site).
+pub fn settings_page(
+    catalog: &Catalog,
+    decision: &Decision,
+    texts: &Languages,
+    lang: &str,
+    opts: &BannerOptions,
+    gpc: bool,
+    return_to: &str,
+) -> String {
+    let mut h = String::with_capacity(48 * 1024);
+    let _ = write!(
+        h,
+        "<!doctype html><html lang=\"{}\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><meta name=\"robots\" content=\"noindex\"><title>{}</title>",
+        esc(lang),
+        esc(texts.get(lang, "settings_button"))
+    );
+    stylesheet(&mut h, opts);
+    h.push_str("</head><body>");
+    dialog(
+        &mut h,
+        catalog,
+        decision,
+        texts,
+        lang,
+        opts,
+        gpc,
+        Some(return_to),
+    );
+    h.push_str("</body></html>");
+    h
+}
+
+fn stylesheet(h: &mut String, opts: &BannerOptions) {
+    let _ = write!(
+        h,
+        "<link rel=\"stylesheet\" href=\"{}/assets/consentgate.css{}\">",
+        esc(&opts.prefix),
+        esc(&opts.asset_version)
+    );
+}
+
+fn corner_class(opts: &BannerOptions) -> &'static str {
+    match opts.settings_corner {
         Corner::BottomLeft => "cg-left",
         Corner::BottomRight => "cg-right",
-    };
+    }
+}
+
+/// The banner dialog: open for an undecided visitor (and on the settings page), closed until
+/// the runtime opens it otherwise. `return_to` adds the form field the settings page needs.
+#[allow(clippy::too_many_arguments)]
+fn dialog(
+    h: &mut String,
+    catalog: &Catalog,
+    decision: &Decision,
+    texts: &Languages,
+    lang: &str,
+    opts: &BannerOptions,
+    gpc: bool,
+    return_to: Option<&str>,
+) {
+    let t = |k: &str| esc(texts.get(lang, k));
+    let prefix = esc(&opts.prefix);
+    // The settings page shows it open whatever the state: the page exists to make a choice.
+    let open = !decision.decided || return_to.is_some();
+    let corner = corner_class(opts);
     let _ = write!(
         h,
         "<div id=\"consentgate-banner\" class=\"cg-banner\" data-consentgate=\"banner\" role=\"dialog\" aria-modal=\"false\" aria-labelledby=\"cg-title\" aria-describedby=\"cg-intro\" lang=\"{lang}\" data-consentgate-open=\"{open}\" data-consentgate-decided=\"{decided}\" data-consentgate-corner=\"{corner}\" data-consentgate-settings-label=\"{label}\">",
@@ -166,6 +266,13 @@ pub fn render(
         t("banner_title"),
         t("banner_intro")
     );
+    if let Some(back) = return_to {
+        let _ = write!(
+            h,
+            "<input type=\"hidden\" name=\"return\" value=\"{}\">",
+            esc(back)
+        );
+    }
     if gpc {
         let _ = write!(
             h,
@@ -206,7 +313,7 @@ pub fn render(
                 esc(&s.name),
                 esc(&s.name)
             );
-            service_facts(&mut h, s, texts, lang);
+            service_facts(h, s, texts, lang);
             h.push_str("</details></div>");
         }
         h.push_str("</fieldset>");
@@ -234,26 +341,6 @@ pub fn render(
         esc(&opts.privacy_policy_url),
         t("privacy_policy")
     );
-    if decision.decided {
-        // A link to the banner: works without JavaScript (CSS :target opens it).
-        let _ = write!(
-            h,
-            "<a href=\"#consentgate-banner\" class=\"cg-settings {corner}\" role=\"button\" data-consentgate-action=\"settings\" aria-controls=\"consentgate-banner\">{}</a>",
-            t("settings_button")
-        );
-    }
-    for &i in facades {
-        if let Some(s) = catalog.get(i) {
-            render_facade(&mut h, s, texts, lang, &prefix);
-        }
-    }
-    let _ = write!(
-        h,
-        "<script src=\"{prefix}/assets/consentgate.js{v}\" defer data-consentgate=\"runtime\" data-consentgate-prefix=\"{prefix}\"{reload}></script>",
-        v = esc(&opts.asset_version),
-        reload = if opts.reload_on_grant { " data-consentgate-reload=\"true\"" } else { "" },
-    );
-    Rendered { html: h }
 }
 
 fn render_facade(h: &mut String, s: &Service, texts: &Languages, lang: &str, prefix: &str) {
@@ -326,8 +413,20 @@ mod tests {
         d.granted.insert(c.index_of("youtube").unwrap());
         let r = render(&c, &d, &l, "en", &opts(), false, &[]).html;
         assert!(r.contains("data-consentgate-action=\"settings\""));
-        assert_eq!(r.matches(" checked").count(), 1);
-        assert!(r.contains("value=\"youtube\" data-consentgate-service=\"youtube\" checked"));
+        assert!(!r.contains("data-consentgate=\"banner\""));
+        for r in [
+            fragment(&c, &d, &l, "en", &opts(), false),
+            settings_page(&c, &d, &l, "en", &opts(), false, "/a?b=\"c\""),
+        ] {
+            assert_eq!(r.matches(" checked").count(), 1);
+            assert!(r.contains("value=\"youtube\" data-consentgate-service=\"youtube\" checked"));
+        }
+        let page = settings_page(&c, &d, &l, "en", &opts(), false, "/a?b=\"c\"");
+        assert!(page.contains(r#"name="return" value="/a?b=&quot;c&quot;""#));
+        assert!(page.contains("data-consentgate-open=\"true\""));
+        assert!(
+            fragment(&c, &d, &l, "en", &opts(), false).contains("data-consentgate-open=\"false\"")
+        );
     }
 
     #[test]

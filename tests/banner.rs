@@ -88,21 +88,104 @@ async fn fragments_and_subresources_get_no_banner() {
 }
 
 #[tokio::test]
-async fn after_a_decision_the_settings_control_reopens_the_banner() {
+async fn after_a_decision_pages_carry_only_the_settings_control() {
     let (_o, g) = site().await;
     let cookie = consent(g.addr, "action=save&service=youtube").await;
     let html = page(g.addr, Some(&cookie), &[]).await.text();
-    assert!(html.contains("data-consentgate-action=\"settings\""));
-    assert!(html.contains("href=\"#consentgate-banner\""));
+    // A link to the settings page (the runtime opens the banner in place instead).
+    assert!(
+        html.contains(r#"<a href="/__consent/settings" class="cg-settings cg-left" aria-haspopup="dialog" data-consentgate-action="settings">"#),
+        "{html}"
+    );
+    assert!(!html.contains("data-consentgate=\"banner\""), "{html}");
+}
+
+#[tokio::test]
+async fn the_settings_fragment_shows_the_choices_in_force() {
+    let (_o, g) = site().await;
+    let cookie = consent(g.addr, "action=save&service=youtube").await;
+    let got = fetch_with_cookie(g.addr, "/__consent/banner", &cookie).await;
+    assert_eq!(got.status, 200);
+    assert_eq!(got.header("content-type"), Some("text/html; charset=utf-8"));
+    assert_eq!(got.header("cache-control"), Some("no-store"));
+    let html = got.text();
+    assert!(html.starts_with("<div id=\"consentgate-banner\""), "{html}");
     assert!(html.contains("data-consentgate-open=\"false\""));
+    assert!(html.contains("data-consentgate-decided=\"true\""));
     // The settings view links to the visitor's own receipts.
     assert!(
         html.contains("href=\"/__consent/receipt\" download data-consentgate=\"receipts\""),
         "{html}"
     );
-    // The banner shows the visitor's own choice.
     assert!(html.contains("value=\"youtube\" data-consentgate-service=\"youtube\" checked"));
     assert_eq!(html.matches(" checked").count(), 1);
+    // Before any decision it is the open, unticked banner.
+    let html = fetch(g.addr, "/__consent/banner").await.text();
+    assert!(html.contains("data-consentgate-open=\"true\""));
+    assert!(!html.contains(" checked"));
+}
+
+#[tokio::test]
+async fn the_settings_page_works_without_javascript_and_returns_to_the_page() {
+    let (_o, g) = site().await;
+    let cookie = consent(g.addr, "action=accept-all").await;
+    let referer = format!("http://{}/shop/item?id=7", g.addr);
+    let got = send(
+        g.addr,
+        doc(g.addr, "/__consent/settings")
+            .header("cookie", &cookie)
+            .header("referer", &referer)
+            .body(Full::default())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(got.status, 200);
+    assert_eq!(got.header("cache-control"), Some("no-store"));
+    let html = got.text();
+    assert!(html.starts_with("<!doctype html>"), "{html}");
+    assert!(html.contains("data-consentgate-open=\"true\""), "{html}");
+    assert!(html.contains(r#"<input type="hidden" name="return" value="/shop/item?id=7">"#));
+    // No runtime: the plain form and its redirect are the whole flow.
+    assert!(!html.contains("consentgate.js"));
+
+    // Refusing from the settings page goes back to the page the control was on.
+    let post = |form: &'static str| {
+        Request::post("/__consent")
+            .header("host", format!("{}", g.addr))
+            .header("origin", format!("http://{}", g.addr))
+            .header("referer", format!("http://{}/__consent/settings", g.addr))
+            .header("cookie", &cookie)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Full::new(Bytes::from(form)))
+            .unwrap()
+    };
+    let got = send(
+        g.addr,
+        post("action=reject-all&return=%2Fshop%2Fitem%3Fid%3D7"),
+    )
+    .await;
+    assert_eq!(got.status, 303);
+    assert_eq!(got.header("location"), Some("/shop/item?id=7"));
+    // A return field that leaves the site is ignored (the Referer is used).
+    for evil in [
+        "%2F%2Fevil.test%2F",
+        "https%3A%2F%2Fevil.test%2F",
+        "%2F%5Cevil.test",
+    ] {
+        let form: &'static str =
+            Box::leak(format!("action=reject-all&return={evil}").into_boxed_str());
+        let got = send(g.addr, post(form)).await;
+        assert_eq!(
+            got.header("location"),
+            Some("/__consent/settings"),
+            "{evil}"
+        );
+    }
+    // Opened from the settings page itself (or without a Referer), it returns home.
+    let html = fetch_with_cookie(g.addr, "/__consent/settings", &cookie)
+        .await
+        .text();
+    assert!(html.contains(r#"<input type="hidden" name="return" value="/">"#));
 }
 
 #[tokio::test]
@@ -122,6 +205,12 @@ async fn full_consent_page_is_the_origins_plus_our_control() {
     assert!(
         control.contains("data-consentgate-action=\"settings\""),
         "{control}"
+    );
+    // The banner itself stays on the server until the visitor opens the settings.
+    assert!(
+        control.len() < 1024,
+        "{} bytes added: {control}",
+        control.len()
     );
     assert!(
         !html.contains("data-consentgate-placeholder"),
@@ -351,7 +440,8 @@ async fn a_changed_policy_asks_again() {
     );
     // The same cookie on the unchanged proxy still holds.
     let html = page(g.addr, Some(&cookie), &[]).await.text();
-    assert!(html.contains("data-consentgate-open=\"false\""));
+    assert!(html.contains("data-consentgate-action=\"settings\""));
+    assert!(!html.contains("data-consentgate=\"banner\""));
 }
 
 #[tokio::test]

@@ -225,12 +225,11 @@ fn reject_all_contacts_nothing_and_sticks() {
     f.step("reload /");
     assert_eq!(f.browser.documents_since(docs).len(), 1);
     f.browser.assert_demo_page(&reload);
-    f.browser.assert_not_rendered(case, BANNER);
+    // A decided visitor's pages carry the settings control, not the banner.
     assert_eq!(
-        f.browser
-            .attribute(BANNER, "data-consentgate-decided")
-            .as_deref(),
-        Some("true")
+        f.browser.count(BANNER),
+        0,
+        "[{case}] banner on a decided page"
     );
     f.browser.assert_visible(case, SETTINGS);
     f.assert_nothing_contacted(first);
@@ -429,6 +428,39 @@ fn revoking_through_settings_reloads_clean() {
         ],
     );
     f.assert_nothing_contacted(after);
+
+    // A page loaded after the decision carries only the control: the banner comes from the
+    // server when it is opened, showing the choice in force, and works as on the first page.
+    f.visit("/", "back to /");
+    assert_eq!(
+        f.browser.count(BANNER),
+        0,
+        "[{case}] banner on a decided page"
+    );
+    f.browser.click(SETTINGS);
+    let opened = f.browser.wait_for_js(
+        EXPECT,
+        &format!(
+            "(() => {{ const b = document.querySelector({}); \
+             return !!b && b.getAttribute('data-consentgate-open') === 'true'; }})()",
+            js_str(BANNER)
+        ),
+    );
+    assert!(
+        opened,
+        "[{case}] the settings control did not open the banner"
+    );
+    f.browser.assert_visible(case, BANNER);
+    assert_eq!(f.browser.count(&format!("{BANNER} input:checked")), 0);
+    let reopened = f.step("settings opened on a fresh page");
+    f.assert_nothing_contacted(reopened);
+    f.set_marker();
+    f.browser.click(&banner_button("accept-all"));
+    let arrived = f.wait_for_hosts(&["static.zdassets.com", "www.youtube-nocookie.com"]);
+    f.wait_banner_closed();
+    f.step("accept-all from the fetched banner");
+    assert!(arrived, "[{case}] the services did not load in place");
+    assert!(f.has_marker(), "[{case}] a grant must not reload the page");
     f.finish();
 }
 
@@ -528,8 +560,8 @@ fn chat_facade_on_a_small_screen() {
 }
 
 /// Without JavaScript the banner is a plain form: "Reject all" posts and comes back (303)
-/// with the banner closed; the settings link reopens it (CSS `:target`); "Accept all" brings
-/// in the YouTube iframe, which needs no script.
+/// with the banner closed; the settings control is a link to the settings page, whose form
+/// comes back to the page; "Accept all" brings in the YouTube iframe, which needs no script.
 #[test]
 fn without_javascript_the_banner_works_as_a_form() {
     let mut f = Flow::start(
@@ -565,16 +597,20 @@ fn without_javascript_the_banner_works_as_a_form() {
     f.browser.assert_visible(case, SETTINGS);
     f.assert_nothing_contacted(first);
 
-    let url = f
-        .browser
-        .expect_same_document_navigation("settings link", |b| b.click(SETTINGS));
-    assert!(
-        url.ends_with("#consentgate-banner"),
-        "[{case}] the settings link went to {url}"
+    let docs = f.browser.documents_len();
+    f.browser
+        .expect_navigation("settings link", &f.log, |b| b.click(SETTINGS));
+    let opened = f.browser.documents_since(docs);
+    assert_eq!(
+        opened.iter().map(|d| d.url.as_str()).collect::<Vec<_>>(),
+        [f.url("/__consent/settings").as_str()],
+        "[{case}] the settings link: {opened:?}"
     );
     f.browser.assert_visible(case, BANNER);
     f.browser.assert_visible(case, &banner_button("accept-all"));
-    f.step("settings link (banner via :target)");
+    // The choice in force is shown: nothing ticked after "Reject all".
+    assert_eq!(f.browser.count(&format!("{BANNER} input:checked")), 0);
+    f.step("settings page");
     f.assert_nothing_contacted(first);
 
     let docs = f.browser.documents_len();
@@ -864,6 +900,15 @@ fn banner_is_accessible_and_even_handed() {
             js_str(ZENDESK_FACADE)
         ),
     );
+    f.assert_nothing_contacted(first);
+
+    // The settings page (what the control opens without JavaScript) is a whole document.
+    let settings = f.url("/__consent/settings");
+    f.browser.visit(&settings, &f.log);
+    f.step("settings page");
+    f.browser.eval(&format!("{axe}\n;true"));
+    assert_axe_clean(case, &mut f.browser, "document");
+    assert_equal_buttons(case, &mut f.browser, "settings page");
     f.assert_nothing_contacted(first);
     f.finish();
 }

@@ -64,6 +64,35 @@ fn json(v: &serde_json::Value) -> Response<ProxyBody> {
     r
 }
 
+/// Our own HTML (the banner fragment, the settings page): per visitor, so never stored by a
+/// shared cache.
+fn html(body: String) -> Response<ProxyBody> {
+    let mut r = Response::new(ProxyBody::full(body));
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+/// The `return` field of a consent form (the settings page's way back), if it is a path on
+/// this site: anything else (`//evil.test`, `https://…`, `/\evil.test`) is ignored.
+fn return_field(body: &Bytes) -> Option<String> {
+    url::form_urlencoded::parse(body)
+        .find(|(k, _)| k == "return")
+        .map(|(_, v)| v.into_owned())
+        .filter(|p| local_path(p))
+}
+
+fn local_path(p: &str) -> bool {
+    p.starts_with('/')
+        && !p.starts_with("//")
+        && !p.starts_with("/\\")
+        && !p.chars().any(|c| c.is_control())
+}
+
 fn plain(status: StatusCode, msg: &str) -> Response<ProxyBody> {
     let mut r = Response::new(ProxyBody::full(format!("{msg}\n")));
     *r.status_mut() = status;
@@ -214,6 +243,32 @@ impl Proxy {
             }
             (&Method::GET, "/receipt") => self.own_receipts(&visitor.decision).await,
             (&Method::GET, "/policy") => self.policy_page(&visitor.lang),
+            (&Method::GET, "/banner") => html(crate::banner::fragment(
+                &self.policy.catalog,
+                &visitor.decision,
+                &self.languages,
+                &visitor.lang,
+                &self.banner,
+                visitor.gpc,
+            )),
+            (&Method::GET, "/settings") => {
+                // Back to the page the control was on; not to ourselves.
+                let back = back_to(req.headers(), host);
+                let back = if back.starts_with(&format!("{}/", self.banner.prefix)) {
+                    "/".to_string()
+                } else {
+                    back
+                };
+                html(crate::banner::settings_page(
+                    &self.policy.catalog,
+                    &visitor.decision,
+                    &self.languages,
+                    &visitor.lang,
+                    &self.banner,
+                    visitor.gpc,
+                    &back,
+                ))
+            }
             (&Method::GET | &Method::HEAD, "/state") => {
                 json(&self.state_value(&visitor.decision, None))
             }
@@ -404,6 +459,7 @@ impl Proxy {
             Ok(b) => b,
             Err(r) => return r,
         };
+        let redirect = return_field(&body).unwrap_or(redirect);
         let decision = match self.decision_from_form(&body, previous) {
             Ok(d) => d,
             Err(msg) => return plain(StatusCode::BAD_REQUEST, msg),
