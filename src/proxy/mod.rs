@@ -74,35 +74,46 @@ pub struct Proxy {
     client: HttpsClient,
     /// The origin's addresses, balanced with passive health.
     upstreams: upstreams::Upstreams,
-    /// Rendered banners by consent state (rendering and escaping cost more than the rewrite
-    /// of a small page).
-    banner_cache: Arc<BannerCache>,
+    /// Rendered banners: rendering and escaping cost more than the rewrite of a small page.
+    banner_cache: Arc<StateCache<BannerKey, Arc<str>>>,
+    /// Our CSP header by consent-state tag (sorting and joining every consented service's
+    /// sources cost more than proxying a small page).
+    csp_cache: StateCache<String, HeaderValue>,
 }
 
-/// Rendered banner HTML by (consent-state tag, has a receipt, facades shown), bounded: when full
-/// it starts over (the states in use are few; a flood of odd ones must not grow memory).
-#[derive(Default)]
-struct BannerCache(std::sync::Mutex<std::collections::HashMap<BannerKey, Arc<str>>>);
-
+/// A rendered banner's key: consent-state tag, has a receipt, facades shown.
 type BannerKey = (String, bool, Vec<usize>);
 
-impl BannerCache {
+/// What is derived from a consent state and reused for every response in that state, bounded:
+/// when full it starts over (the states in use are few; a flood of odd ones must not grow
+/// memory).
+struct StateCache<K, V>(std::sync::Mutex<std::collections::HashMap<K, V>>);
+
+impl<K, V> Default for StateCache<K, V> {
+    fn default() -> Self {
+        StateCache(std::sync::Mutex::default())
+    }
+}
+
+impl<K: std::hash::Hash + Eq, V: Clone> StateCache<K, V> {
     const CAPACITY: usize = 512;
 
-    fn get(&self, key: &BannerKey) -> Option<Arc<str>> {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(key)
-            .cloned()
-    }
-
-    fn put(&self, key: BannerKey, html: &str) {
-        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+    /// The cached value, else `make`'s (built without holding the lock), then cached.
+    fn get_or(&self, key: K, make: impl FnOnce() -> V) -> V {
+        if let Some(v) = self.lock().get(&key) {
+            return v.clone();
+        }
+        let v = make();
+        let mut map = self.lock();
         if map.len() >= Self::CAPACITY {
             map.clear();
         }
-        map.insert(key, Arc::from(html));
+        map.insert(key, v.clone());
+        v
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<K, V>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -215,6 +226,7 @@ impl Proxy {
                 client,
                 upstreams,
                 banner_cache: Arc::default(),
+                csp_cache: StateCache::default(),
             },
             source,
         ))
@@ -405,14 +417,17 @@ impl Proxy {
 
     /// Adds our CSP for this visitor as an additional header (an origin's own is kept: browsers
     /// enforce both), with the reporting endpoint.
-    fn add_csp(&self, h: &mut http::HeaderMap, d: &Decision) {
+    fn add_csp(&self, h: &mut http::HeaderMap, d: &Decision, state: &str) {
         let csp = &self.config.csp;
         let Some(name) = csp.header_name() else {
             return;
         };
-        if let Ok(v) =
+        let v = self.csp_cache.get_or(state.to_string(), || {
+            // Sources are validated at config load; an invalid header is left out.
             HeaderValue::from_str(&csp.policy(&self.policy.catalog, &self.csp_sources, d))
-        {
+                .unwrap_or_else(|_| HeaderValue::from_static(""))
+        });
+        if !v.is_empty() {
             h.append(name, v);
         }
         if let Some(path) = &csp.report_path {
@@ -777,22 +792,20 @@ impl Proxy {
                 .filter(|i| blocked.contains(*i))
                 .filter(|i| policy.catalog.get(*i).is_some_and(|s| s.facade.is_some()))
                 .collect();
-            let key = (state, v.decision.receipt.is_some(), facades);
-            if let Some(html) = cache.get(&key) {
-                return html.to_string();
-            }
-            let html = banner::render(
-                &policy.catalog,
-                &v.decision,
-                &languages,
-                &v.lang,
-                &opts,
-                v.gpc,
-                &key.2,
-            )
-            .html;
-            cache.put(key, &html);
-            html
+            let key = (state, v.decision.receipt.is_some(), facades.clone());
+            let html = cache.get_or(key, || {
+                let r = banner::render(
+                    &policy.catalog,
+                    &v.decision,
+                    &languages,
+                    &v.lang,
+                    &opts,
+                    v.gpc,
+                    &facades,
+                );
+                Arc::from(r.html)
+            });
+            html.to_string()
         })
     }
 
@@ -831,7 +844,7 @@ impl Proxy {
         }
         headers::make_consent_dependent(&mut parts.headers, state);
         parts.headers.remove(header::ACCEPT_RANGES);
-        self.add_csp(&mut parts.headers, &visitor.decision);
+        self.add_csp(&mut parts.headers, &visitor.decision, state);
         if let Some(rp) = &self.config.consent.referrer_policy {
             if !parts.headers.contains_key(header::REFERRER_POLICY) {
                 if let Ok(v) = HeaderValue::from_str(rp) {
