@@ -29,7 +29,7 @@ use consentgate::catalog::Catalog;
 use consentgate::decision::Decision;
 use consentgate::demo;
 use consentgate::matcher::ServiceSet;
-use consentgate::policy::{Policy, RewriteLimits};
+use consentgate::policy::{HandlerSelector, Policy, RewriteLimits};
 use consentgate::rewrite::{Charset, Injection, PageRewriter};
 
 const CHUNK: usize = 16 * 1024;
@@ -122,15 +122,60 @@ fn rewrite(policy: &Arc<Policy>, blocked: &ServiceSet, decided: bool, html: &[u8
     out.len()
 }
 
+/// Issue 7's yardstick: no-op handlers on every URL-bearing selector a naive policy would
+/// use (`script` with its text), plus `body` for the banner.
+const URL_SELECTORS: &[HandlerSelector] = &[
+    HandlerSelector {
+        css: "script",
+        text: true,
+    },
+    HandlerSelector {
+        css: "iframe",
+        text: false,
+    },
+    HandlerSelector {
+        css: "img",
+        text: false,
+    },
+    HandlerSelector {
+        css: "link",
+        text: false,
+    },
+    HandlerSelector {
+        css: "source",
+        text: false,
+    },
+    HandlerSelector {
+        css: "embed",
+        text: false,
+    },
+    HandlerSelector {
+        css: "object",
+        text: false,
+    },
+    HandlerSelector {
+        css: "a[ping]",
+        text: false,
+    },
+    HandlerSelector {
+        css: "body",
+        text: false,
+    },
+];
+
 /// lol_html alone, with no-op handlers on the policy's selectors when something is blocked
 /// (`blocking`) and/or on `body` (`inject`); with neither, the bare parser's ceiling.
 fn ceiling(policy: &Policy, blocking: bool, inject: bool, html: &[u8]) -> usize {
+    noop_handlers(&policy.handler_selectors(blocking, inject), html)
+}
+
+fn noop_handlers(selectors: &[HandlerSelector], html: &[u8]) -> usize {
     use lol_html::html_content::TextChunk;
     use lol_html::send::{Element, ElementContentHandlers, HtmlRewriter, Settings};
     let mut out = Vec::with_capacity(html.len());
     let mut settings = Settings::new_send();
-    if blocking || inject {
-        for sel in policy.handler_selectors(blocking, inject) {
+    {
+        for sel in selectors {
             let mut h = ElementContentHandlers::default().element(|_: &mut Element<'_, '_>| Ok(()));
             if sel.text {
                 h = h.text(|_: &mut TextChunk<'_>| Ok(()));
@@ -153,15 +198,17 @@ fn ceiling(policy: &Policy, blocking: bool, inject: bool, html: &[u8]) -> usize 
 enum Case {
     NoHandlers,
     NoopHandlers,
+    NoopUrlSelectors,
     BodyOnly,
     NoDecision,
     Partial,
     Full,
 }
 
-const CASES: [(Case, &str); 6] = [
+const CASES: [(Case, &str); 7] = [
     (Case::NoHandlers, "lol_html_no_handlers"),
     (Case::NoopHandlers, "lol_html_noop_handlers"),
+    (Case::NoopUrlSelectors, "lol_html_noop_url_selectors"),
     (Case::BodyOnly, "lol_html_body_only"),
     (Case::NoDecision, "no_decision"),
     (Case::Partial, "partial_consent"),
@@ -172,6 +219,7 @@ fn run(s: &Setup, case: Case, html: &[u8]) -> usize {
     match case {
         Case::NoHandlers => ceiling(&s.policy, false, false, html),
         Case::NoopHandlers => ceiling(&s.policy, true, true, html),
+        Case::NoopUrlSelectors => noop_handlers(URL_SELECTORS, html),
         Case::BodyOnly => ceiling(&s.policy, false, true, html),
         Case::NoDecision => rewrite(&s.policy, &s.none, false, html),
         Case::Partial => rewrite(&s.policy, &s.partial, true, html),
@@ -197,15 +245,17 @@ fn criterion_benches(c: &mut Criterion, s: &Setup) {
 fn summary(s: &Setup, rounds: usize, per_round: Duration) {
     println!("\nSummary: MB/s, best of {rounds} interleaved rounds (~{per_round:?} per case per round), 16 KiB chunks");
     println!(
-        "{:<6} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} | {:>7} {:>7} {:>7} {:>7}",
+        "{:<6} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} | {:>7} {:>7} {:>7} {:>7} {:>7}",
         "page",
         "no_hdl",
         "noop",
+        "url",
         "body",
         "no_dec",
         "partial",
         "full",
         "nd/noop",
+        "nd/url",
         "pc/noop",
         "full/nh",
         "full/bd"
@@ -229,7 +279,7 @@ fn summary(s: &Setup, rounds: usize, per_round: Duration) {
         }
         let mbs = best.map(|secs| html.len() as f64 / secs / 1e6);
         println!(
-            "{:<6} {:>8.0} {:>8.0} {:>8.0} {:>8.0} {:>8.0} {:>8.0} | {:>7.2} {:>7.2} {:>7.2} {:>7.2}",
+            "{:<6} {:>8.0} {:>8.0} {:>8.0} {:>8.0} {:>8.0} {:>8.0} {:>8.0} | {:>7.2} {:>7.2} {:>7.2} {:>7.2} {:>7.2}",
             name,
             mbs[0],
             mbs[1],
@@ -237,13 +287,15 @@ fn summary(s: &Setup, rounds: usize, per_round: Duration) {
             mbs[3],
             mbs[4],
             mbs[5],
-            mbs[3] / mbs[1],
+            mbs[6],
             mbs[4] / mbs[1],
-            mbs[5] / mbs[0],
-            mbs[5] / mbs[2]
+            mbs[4] / mbs[2],
+            mbs[5] / mbs[1],
+            mbs[6] / mbs[0],
+            mbs[6] / mbs[3]
         );
     }
-    println!("columns: lol_html with no handlers, with no-op handlers on the policy's selectors, with a no-op body handler only; the rewriter with no decision, partial and full consent");
+    println!("columns: lol_html with no handlers, with no-op handlers on the policy's selectors, on issue 7's URL selectors (script, iframe, img, link, source, embed, object, a[ping], body), with a no-op body handler only; the rewriter with no decision, partial and full consent");
     println!("targets: nd/noop (no decision / no-op ceiling) >= 1.0; full/nh (full consent / no-handler ceiling) >= 0.8; full/bd = full consent / body-only ceiling");
 }
 
