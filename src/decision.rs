@@ -51,7 +51,9 @@ impl Decision {
 /// Signs and verifies consent cookies with one key, for one policy version.
 #[derive(Clone)]
 pub struct CookieSigner {
-    key: Vec<u8>,
+    /// HMAC with the key already absorbed (its inner and outer pads hashed once, not per
+    /// cookie): cloned for each signature.
+    keyed: HmacSha256,
     version: String,
 }
 
@@ -64,7 +66,8 @@ impl std::fmt::Debug for CookieSigner {
 impl CookieSigner {
     pub fn new(key: &[u8]) -> Self {
         CookieSigner {
-            key: key.to_vec(),
+            // HMAC accepts keys of any length; `new_from_slice` cannot fail for it.
+            keyed: <HmacSha256 as Mac>::new_from_slice(key).unwrap_or_else(|_| unreachable!()),
             version: String::new(),
         }
     }
@@ -86,8 +89,7 @@ impl CookieSigner {
     }
 
     fn mac(&self) -> HmacSha256 {
-        // HMAC accepts keys of any length; `new_from_slice` cannot fail for it.
-        <HmacSha256 as Mac>::new_from_slice(&self.key).unwrap_or_else(|_| unreachable!())
+        self.keyed.clone()
     }
 
     /// The cookie value for a decision.

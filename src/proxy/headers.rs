@@ -7,6 +7,13 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 /// Removes hop-by-hop headers (RFC 9110 §7.6.1): `Connection` and every header it names, plus
 /// the fixed list.
+// Names as constants: a `&str` name is parsed and validated on every use.
+const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
 pub fn remove_hop_by_hop(h: &mut HeaderMap) {
     let named: Vec<HeaderName> = h
         .get_all(header::CONNECTION)
@@ -19,15 +26,15 @@ pub fn remove_hop_by_hop(h: &mut HeaderMap) {
         h.remove(n);
     }
     for n in [
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-        "proxy-authenticate",
-        "proxy-authorization",
+        header::CONNECTION,
+        KEEP_ALIVE,
+        PROXY_CONNECTION,
+        header::TE,
+        header::TRAILER,
+        header::TRANSFER_ENCODING,
+        header::UPGRADE,
+        header::PROXY_AUTHENTICATE,
+        header::PROXY_AUTHORIZATION,
     ] {
         h.remove(n);
     }
@@ -54,7 +61,7 @@ pub fn upgrade_of(h: &HeaderMap) -> Option<HeaderValue> {
 pub fn set_forwarding(h: &mut HeaderMap, peer: SocketAddr, host: &str, proto: &str, trust: bool) {
     let ip = peer.ip().to_string();
     let prior_xff = h
-        .get("x-forwarded-for")
+        .get(&X_FORWARDED_FOR)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     let xff = match (trust, prior_xff) {
@@ -80,19 +87,19 @@ pub fn set_forwarding(h: &mut HeaderMap, peer: SocketAddr, host: &str, proto: &s
         (true, Some(p)) if !p.trim().is_empty() => format!("{p}, {fwd}"),
         _ => fwd,
     };
-    let set = |h: &mut HeaderMap, name: &'static str, v: &str| {
+    let set = |h: &mut HeaderMap, name: HeaderName, v: &str| {
         if let Ok(v) = HeaderValue::from_str(v) {
             h.insert(name, v);
         }
     };
-    set(h, "x-forwarded-for", &xff);
-    if !(trust && h.contains_key("x-forwarded-proto")) {
-        set(h, "x-forwarded-proto", proto);
+    set(h, X_FORWARDED_FOR, &xff);
+    if !(trust && h.contains_key(&X_FORWARDED_PROTO)) {
+        set(h, X_FORWARDED_PROTO, proto);
     }
-    if !(trust && h.contains_key("x-forwarded-host")) {
-        set(h, "x-forwarded-host", host);
+    if !(trust && h.contains_key(&X_FORWARDED_HOST)) {
+        set(h, X_FORWARDED_HOST, host);
     }
-    set(h, "forwarded", &forwarded);
+    set(h, header::FORWARDED, &forwarded);
 }
 
 /// Keeps only the content codings the rewriter can undo, so an HTML body never arrives in one

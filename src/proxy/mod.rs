@@ -117,6 +117,9 @@ impl<K: std::hash::Hash + Eq, V: Clone> StateCache<K, V> {
     }
 }
 
+/// Parsed once: a `&str` header name is validated on every use.
+const X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
+
 /// What kind of work a response was, for the latency histogram.
 #[derive(Debug, Clone, Copy)]
 struct ResponseKind(&'static str);
@@ -487,7 +490,7 @@ impl Proxy {
         use tracing::Instrument;
         let incoming = req
             .headers()
-            .get("x-request-id")
+            .get(&X_REQUEST_ID)
             .and_then(|v| v.to_str().ok())
             .filter(|v| {
                 self.config.server.trust_forwarded_headers
@@ -499,12 +502,12 @@ impl Proxy {
         let id = incoming.unwrap_or_else(|| crate::hex(&rand::random::<[u8; 12]>()));
         let value =
             HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("invalid"));
-        req.headers_mut().insert("x-request-id", value.clone());
+        req.headers_mut().insert(X_REQUEST_ID, value.clone());
         let span = tracing::info_span!("request", id = %id, method = %req.method(), path = %req.uri().path());
         let started = std::time::Instant::now();
         let method = crate::metrics::method_label(req.method().as_str());
         let mut resp = self.handle_inner(req, peer).instrument(span).await;
-        resp.headers_mut().insert("x-request-id", value);
+        resp.headers_mut().insert(X_REQUEST_ID, value);
         let kind = resp
             .extensions()
             .get::<ResponseKind>()
