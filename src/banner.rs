@@ -70,6 +70,17 @@ pub struct Rendered {
     pub html: String,
 }
 
+/// Whom and what the banner is rendered for: the services, the visitor's decision and language,
+/// the site's options, and whether the browser sent Global Privacy Control.
+pub struct View<'a> {
+    pub catalog: &'a Catalog,
+    pub decision: &'a Decision,
+    pub texts: &'a Languages,
+    pub lang: &'a str,
+    pub opts: &'a BannerOptions,
+    pub gpc: bool,
+}
+
 fn purpose_key(p: Purpose) -> &'static str {
     match p {
         Purpose::Necessary => "necessary",
@@ -133,32 +144,24 @@ fn service_facts(out: &mut String, s: &Service, t: &Languages, lang: &str) {
 /// into the banner in place (fetched from `{prefix}/banner` when clicked). Every page a decided
 /// visitor browses so carries a few hundred bytes instead of every service's facts. Then the
 /// chat facades and the runtime.
-#[allow(clippy::too_many_arguments)]
-pub fn render(
-    catalog: &Catalog,
-    decision: &Decision,
-    texts: &Languages,
-    lang: &str,
-    opts: &BannerOptions,
-    gpc: bool,
-    facades: &[usize],
-) -> Rendered {
-    let mut h = String::with_capacity(if decision.decided { 1024 } else { 48 * 1024 });
+pub fn render(v: &View<'_>, facades: &[usize]) -> Rendered {
+    let opts = v.opts;
+    let mut h = String::with_capacity(if v.decision.decided { 1024 } else { 48 * 1024 });
     let prefix = esc(&opts.prefix);
     stylesheet(&mut h, opts);
-    if decision.decided {
+    if v.decision.decided {
         let _ = write!(
             h,
             "<a href=\"{prefix}/settings\" class=\"cg-settings {corner}\" aria-haspopup=\"dialog\" data-consentgate-action=\"settings\">{}</a>",
-            esc(texts.get(lang, "settings_button")),
+            esc(v.texts.get(v.lang, "settings_button")),
             corner = corner_class(opts),
         );
     } else {
-        dialog(&mut h, catalog, decision, texts, lang, opts, gpc, None);
+        dialog(&mut h, v, None);
     }
     for &i in facades {
-        if let Some(s) = catalog.get(i) {
-            render_facade(&mut h, s, texts, lang, &prefix);
+        if let Some(s) = v.catalog.get(i) {
+            render_facade(&mut h, s, v.texts, v.lang, &prefix);
         }
     }
     let _ = write!(
@@ -172,49 +175,25 @@ pub fn render(
 
 /// The banner alone, as the runtime fetches it when a decided visitor opens the settings (it
 /// shows the choices in force).
-pub fn fragment(
-    catalog: &Catalog,
-    decision: &Decision,
-    texts: &Languages,
-    lang: &str,
-    opts: &BannerOptions,
-    gpc: bool,
-) -> String {
+pub fn fragment(v: &View<'_>) -> String {
     let mut h = String::with_capacity(48 * 1024);
-    dialog(&mut h, catalog, decision, texts, lang, opts, gpc, None);
+    dialog(&mut h, v, None);
     h
 }
 
 /// The settings page a browser without JavaScript gets from the settings control: the banner,
 /// open, whose form sends the visitor back to `return_to` (a path on this site).
-pub fn settings_page(
-    catalog: &Catalog,
-    decision: &Decision,
-    texts: &Languages,
-    lang: &str,
-    opts: &BannerOptions,
-    gpc: bool,
-    return_to: &str,
-) -> String {
+pub fn settings_page(v: &View<'_>, return_to: &str) -> String {
     let mut h = String::with_capacity(48 * 1024);
     let _ = write!(
         h,
         "<!doctype html><html lang=\"{}\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><meta name=\"robots\" content=\"noindex\"><title>{}</title>",
-        esc(lang),
-        esc(texts.get(lang, "settings_button"))
+        esc(v.lang),
+        esc(v.texts.get(v.lang, "settings_button"))
     );
-    stylesheet(&mut h, opts);
+    stylesheet(&mut h, v.opts);
     h.push_str("</head><body>");
-    dialog(
-        &mut h,
-        catalog,
-        decision,
-        texts,
-        lang,
-        opts,
-        gpc,
-        Some(return_to),
-    );
+    dialog(&mut h, v, Some(return_to));
     h.push_str("</body></html>");
     h
 }
@@ -237,17 +216,15 @@ fn corner_class(opts: &BannerOptions) -> &'static str {
 
 /// The banner dialog: open for an undecided visitor (and on the settings page), closed until
 /// the runtime opens it otherwise. `return_to` adds the form field the settings page needs.
-#[allow(clippy::too_many_arguments)]
-fn dialog(
-    h: &mut String,
-    catalog: &Catalog,
-    decision: &Decision,
-    texts: &Languages,
-    lang: &str,
-    opts: &BannerOptions,
-    gpc: bool,
-    return_to: Option<&str>,
-) {
+fn dialog(h: &mut String, v: &View<'_>, return_to: Option<&str>) {
+    let View {
+        catalog,
+        decision,
+        texts,
+        lang,
+        opts,
+        gpc,
+    } = *v;
     let t = |k: &str| esc(texts.get(lang, k));
     let prefix = esc(&opts.prefix);
     // The settings page shows it open whatever the state: the page exists to make a choice.
@@ -365,6 +342,24 @@ mod tests {
     use super::*;
     use std::collections::BTreeMap;
 
+    /// A view for the tests: English, the given decision, options and GPC.
+    fn view<'a>(
+        c: &'a Catalog,
+        d: &'a Decision,
+        l: &'a Languages,
+        o: &'a BannerOptions,
+        gpc: bool,
+    ) -> View<'a> {
+        View {
+            catalog: c,
+            decision: d,
+            texts: l,
+            lang: "en",
+            opts: o,
+            gpc,
+        }
+    }
+
     fn opts() -> BannerOptions {
         BannerOptions {
             prefix: "/__consent".into(),
@@ -380,7 +375,7 @@ mod tests {
     fn undecided_banner_contract() {
         let c = Catalog::builtin().unwrap();
         let l = Languages::new("en", &BTreeMap::new()).unwrap();
-        let r = render(&c, &Decision::undecided(), &l, "en", &opts(), false, &[]).html;
+        let r = render(&view(&c, &Decision::undecided(), &l, &opts(), false), &[]).html;
         assert!(r.contains("data-consentgate=\"banner\""));
         assert!(r.contains("role=\"dialog\""));
         for a in ["accept-all", "reject-all", "save"] {
@@ -411,21 +406,21 @@ mod tests {
             ..Decision::default()
         };
         d.granted.insert(c.index_of("youtube").unwrap());
-        let r = render(&c, &d, &l, "en", &opts(), false, &[]).html;
+        let r = render(&view(&c, &d, &l, &opts(), false), &[]).html;
         assert!(r.contains("data-consentgate-action=\"settings\""));
         assert!(!r.contains("data-consentgate=\"banner\""));
         for r in [
-            fragment(&c, &d, &l, "en", &opts(), false),
-            settings_page(&c, &d, &l, "en", &opts(), false, "/a?b=\"c\""),
+            fragment(&view(&c, &d, &l, &opts(), false)),
+            settings_page(&view(&c, &d, &l, &opts(), false), "/a?b=\"c\""),
         ] {
             assert_eq!(r.matches(" checked").count(), 1);
             assert!(r.contains("value=\"youtube\" data-consentgate-service=\"youtube\" checked"));
         }
-        let page = settings_page(&c, &d, &l, "en", &opts(), false, "/a?b=\"c\"");
+        let page = settings_page(&view(&c, &d, &l, &opts(), false), "/a?b=\"c\"");
         assert!(page.contains(r#"name="return" value="/a?b=&quot;c&quot;""#));
         assert!(page.contains("data-consentgate-open=\"true\""));
         assert!(
-            fragment(&c, &d, &l, "en", &opts(), false).contains("data-consentgate-open=\"false\"")
+            fragment(&view(&c, &d, &l, &opts(), false)).contains("data-consentgate-open=\"false\"")
         );
     }
 
@@ -437,7 +432,7 @@ mod tests {
         let mut set = crate::matcher::ServiceSet::new();
         set.insert(c.index_of("youtube").unwrap());
         o.shown = Some(set);
-        let r = render(&c, &Decision::undecided(), &l, "en", &o, false, &[]).html;
+        let r = render(&view(&c, &Decision::undecided(), &l, &o, false), &[]).html;
         assert_eq!(r.matches("type=\"checkbox\"").count(), 1);
         assert!(r.contains("data-consentgate-service=\"youtube\""));
         assert!(
@@ -451,7 +446,7 @@ mod tests {
         let c = Catalog::builtin().unwrap();
         let l = Languages::new("en", &BTreeMap::new()).unwrap();
         let z = c.index_of("zendesk-chat").unwrap();
-        let r = render(&c, &Decision::undecided(), &l, "en", &opts(), true, &[z]).html;
+        let r = render(&view(&c, &Decision::undecided(), &l, &opts(), true), &[z]).html;
         assert!(r.contains("data-consentgate-placeholder=\"zendesk-chat\""));
         assert!(r.contains("data-consentgate-action=\"load\""));
         assert!(

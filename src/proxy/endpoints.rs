@@ -182,6 +182,18 @@ fn back_to(headers: &HeaderMap, host: &str) -> String {
 }
 
 impl Proxy {
+    /// What our banner is rendered for, for this visitor.
+    fn view<'a>(&'a self, visitor: &'a Visitor) -> crate::banner::View<'a> {
+        crate::banner::View {
+            catalog: &self.policy.catalog,
+            decision: &visitor.decision,
+            texts: &self.languages,
+            lang: &visitor.lang,
+            opts: &self.banner,
+            gpc: visitor.gpc,
+        }
+    }
+
     /// Reads the body of a request to our own endpoints, within `limits.endpoint_body_bytes`
     /// (413, "`what` too large") and `limits.endpoint_body_timeout` (408: a client trickling a
     /// body would hold a connection slot).
@@ -243,14 +255,7 @@ impl Proxy {
             }
             (&Method::GET, "/receipt") => self.own_receipts(&visitor.decision).await,
             (&Method::GET, "/policy") => self.policy_page(&visitor.lang),
-            (&Method::GET, "/banner") => html(crate::banner::fragment(
-                &self.policy.catalog,
-                &visitor.decision,
-                &self.languages,
-                &visitor.lang,
-                &self.banner,
-                visitor.gpc,
-            )),
+            (&Method::GET, "/banner") => html(crate::banner::fragment(&self.view(visitor))),
             (&Method::GET, "/settings") => {
                 // Back to the page the control was on; not to ourselves.
                 let back = back_to(req.headers(), host);
@@ -259,15 +264,7 @@ impl Proxy {
                 } else {
                     back
                 };
-                html(crate::banner::settings_page(
-                    &self.policy.catalog,
-                    &visitor.decision,
-                    &self.languages,
-                    &visitor.lang,
-                    &self.banner,
-                    visitor.gpc,
-                    &back,
-                ))
+                html(crate::banner::settings_page(&self.view(visitor), &back))
             }
             (&Method::GET | &Method::HEAD, "/state") => {
                 json(&self.state_value(&visitor.decision, None))

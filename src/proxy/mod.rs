@@ -797,15 +797,15 @@ impl Proxy {
                 .collect();
             let key = (state, v.decision.receipt.is_some(), facades.clone());
             let html = cache.get_or(key, || {
-                let r = banner::render(
-                    &policy.catalog,
-                    &v.decision,
-                    &languages,
-                    &v.lang,
-                    &opts,
-                    v.gpc,
-                    &facades,
-                );
+                let view = banner::View {
+                    catalog: &policy.catalog,
+                    decision: &v.decision,
+                    texts: &languages,
+                    lang: &v.lang,
+                    opts: &opts,
+                    gpc: v.gpc,
+                };
+                let r = banner::render(&view, &facades);
                 Arc::from(r.html)
             });
             html.to_string()
