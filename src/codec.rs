@@ -89,6 +89,11 @@ fn derr(coding: Coding, source: std::io::Error) -> RewriteError {
 }
 
 impl Decoder {
+    /// Whether output is the input unchanged.
+    pub fn is_identity(&self) -> bool {
+        matches!(self.inner, Dec::Identity)
+    }
+
     pub fn new(coding: Coding) -> Result<Self, RewriteError> {
         let inner = match coding {
             Coding::Identity => Dec::Identity,
@@ -291,6 +296,11 @@ fn eerr(coding: Coding, source: std::io::Error) -> RewriteError {
 }
 
 impl Encoder {
+    /// Whether output is the input unchanged.
+    pub fn is_identity(&self) -> bool {
+        matches!(self.inner, Enc::Identity)
+    }
+
     pub fn new(coding: Coding) -> Result<Self, RewriteError> {
         let inner = match coding {
             Coding::Identity => Enc::Identity,

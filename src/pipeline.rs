@@ -100,6 +100,15 @@ impl BodyRewriter {
         self
     }
 
+    /// Whether the body now leaves exactly as it arrives (no coding either way, nothing to
+    /// rewrite, only an injection at the end): the caller may then forward its chunks itself,
+    /// without copying them through `write`, and call `finish` at the end as usual.
+    pub fn passes_through(&self) -> bool {
+        matches!(self.stage, Stage::Appending { .. })
+            && self.decoder.as_ref().is_some_and(Decoder::is_identity)
+            && self.encoder.as_ref().is_some_and(Encoder::is_identity)
+    }
+
     /// Feeds compressed input; returns compressed output ready so far (maybe empty).
     pub fn write(&mut self, input: &[u8]) -> Result<Vec<u8>, RewriteError> {
         let mut plain_out = Vec::new();
@@ -322,8 +331,9 @@ mod tests {
     const PAGE: &str = r#"<p>Grüße</p><script src="https://static.zdassets.com/ekr/snippet.js?key=k"></script><script>var s="é";</script>"#;
 
     /// Full consent with an injection: the page's bytes unparsed, the injection at the end in a
-    /// form every ASCII-compatible encoding reads the same.
-    fn append_only(coding: Coding, ct: &str, body: &[u8], chunk: usize) -> Vec<u8> {
+    /// form every ASCII-compatible encoding reads the same. Chunks are forwarded as they came
+    /// while the rewriter `passes_through` (as the proxy does); also returns how many were.
+    fn append_only(coding: Coding, ct: &str, body: &[u8], chunk: usize) -> (Vec<u8>, usize) {
         let policy =
             Arc::new(Policy::new(Catalog::builtin().unwrap(), RewriteLimits::default()).unwrap());
         let mut d = Decision::undecided();
@@ -341,12 +351,17 @@ mod tests {
         let inject: Injection = Box::new(|_: &RewriteStats| "<p>Einstellungen ä €</p>".into());
         let mut br =
             BodyRewriter::new(policy, blocked, page, coding, Some(ct), Some(inject)).unwrap();
-        let mut out = Vec::new();
+        let (mut out, mut passed) = (Vec::new(), 0);
         for c in compressed.chunks(chunk) {
-            out.extend(br.write(c).unwrap());
+            if br.passes_through() {
+                out.extend_from_slice(c);
+                passed += 1;
+            } else {
+                out.extend(br.write(c).unwrap());
+            }
         }
         out.extend(br.finish().unwrap());
-        crate::codec::decode_all(coding, &out).unwrap()
+        (crate::codec::decode_all(coding, &out).unwrap(), passed)
     }
 
     #[test]
@@ -354,17 +369,25 @@ mod tests {
         let latin1 = b"<p>Gr\xfc\xdfe</p><script src=\"https://static.zdassets.com/x.js\"></script></body></html>";
         for chunk in [1, 2, 5, 4096] {
             for coding in [Coding::Identity, Coding::Gzip] {
-                let out = append_only(coding, "text/html; charset=windows-1252", latin1, chunk);
+                let (out, passed) =
+                    append_only(coding, "text/html; charset=windows-1252", latin1, chunk);
+                // Identity chunks after the first (which settles the encoding) go out as
+                // they came; compressed ones are decoded and re-encoded.
+                assert_eq!(
+                    passed > 0,
+                    coding == Coding::Identity && chunk < latin1.len()
+                );
                 let mut want = latin1.to_vec();
                 want.extend_from_slice(b"<p>Einstellungen &#228; &#8364;</p>");
                 assert_eq!(out, want, "{coding:?} chunk {chunk}");
-                let out = append_only(coding, "text/html; charset=utf-8", PAGE.as_bytes(), chunk);
+                let (out, _) =
+                    append_only(coding, "text/html; charset=utf-8", PAGE.as_bytes(), chunk);
                 assert_eq!(
                     String::from_utf8(out).unwrap(),
                     format!("{PAGE}<p>Einstellungen ä €</p>")
                 );
                 // Undeclared: a later <meta charset> decides, so ASCII it is.
-                let out = append_only(coding, "text/html", PAGE.as_bytes(), chunk);
+                let (out, _) = append_only(coding, "text/html", PAGE.as_bytes(), chunk);
                 assert!(out.ends_with(b"<p>Einstellungen &#228; &#8364;</p>"));
             }
         }
@@ -373,7 +396,8 @@ mod tests {
             .encode_utf16()
             .flat_map(|u| u.to_le_bytes())
             .collect();
-        let out = append_only(Coding::Identity, "text/html", &utf16, 3);
+        let (out, passed) = append_only(Coding::Identity, "text/html", &utf16, 3);
+        assert_eq!(passed, 0, "transcoded, never passed through");
         assert!(out.starts_with(UTF8_BOM), "{out:?}");
         assert!(String::from_utf8_lossy(&out).ends_with("<p>Einstellungen ä €</p>"));
     }

@@ -199,6 +199,10 @@ impl Body for ProxyBody {
                     let Ok(data) = frame.into_data() else {
                         continue;
                     };
+                    // A fully consented identity page: its chunks go out as they came.
+                    if rewriter.passes_through() {
+                        return Poll::Ready(Some(Ok(Frame::data(data))));
+                    }
                     match rewriter.write(&data) {
                         Ok(out) if out.is_empty() => continue,
                         Ok(out) => return Poll::Ready(Some(Ok(Frame::data(Bytes::from(out))))),
