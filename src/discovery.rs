@@ -7,25 +7,28 @@ use std::sync::Mutex;
 use crate::catalog::Catalog;
 use crate::urlctx::Origins;
 
-/// Origins kept per site; when full, the least referenced one makes room.
+/// Origins kept (for all sites of the process together); when full, the least referenced one
+/// makes room.
 const MAX_ORIGINS: usize = 512;
 
 #[derive(Default)]
 struct Entry {
-    service: Option<usize>,
+    /// The service's id, taken from the catalog of the site that saw the origin (sites share
+    /// this record, and their catalogs may differ).
+    service: Option<String>,
     references: u64,
     pages: u64,
 }
 
-/// Third-party origins of one site.
+/// Third-party origins the pages referenced.
 #[derive(Default)]
 pub struct Discovery {
     inner: Mutex<HashMap<String, Entry>>,
 }
 
 impl Discovery {
-    /// Adds one page's origins.
-    pub fn record(&self, page: &Origins) {
+    /// Adds one page's origins; service indices are the page's `catalog`'s.
+    pub fn record(&self, page: &Origins, catalog: &Catalog) {
         if page.is_empty() {
             return;
         }
@@ -42,14 +45,16 @@ impl Discovery {
                 m.remove(&victim);
             }
             let e = m.entry(origin.clone()).or_default();
-            e.service = e.service.or(*service);
+            if e.service.is_none() {
+                e.service = service.and_then(|i| catalog.get(i)).map(|s| s.id.clone());
+            }
             e.references += u64::from(*n);
             e.pages += 1;
         }
     }
 
     /// The top `limit` origins by references: `[{"origin", "service", "references", "pages"}]`.
-    pub fn snapshot(&self, catalog: &Catalog, limit: usize) -> serde_json::Value {
+    pub fn snapshot(&self, limit: usize) -> serde_json::Value {
         let m = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let mut rows: Vec<_> = m.iter().collect();
         rows.sort_by(|a, b| b.1.references.cmp(&a.1.references).then(a.0.cmp(b.0)));
@@ -57,11 +62,7 @@ impl Discovery {
             rows.into_iter()
                 .take(limit)
                 .map(|(origin, e)| {
-                    let service = e
-                        .service
-                        .and_then(|i| catalog.get(i))
-                        .map(|s| s.id.as_str())
-                        .unwrap_or("unknown");
+                    let service = e.service.as_deref().unwrap_or("unknown");
                     serde_json::json!({"origin": origin, "service": service, "references": e.references, "pages": e.pages})
                 })
                 .collect(),
@@ -81,9 +82,9 @@ mod tests {
         let mut page = Origins::new();
         page.insert("https://static.zdassets.com".into(), (z, 2));
         page.insert("https://cdn.other.test".into(), (None, 1));
-        d.record(&page);
-        d.record(&page);
-        let s = d.snapshot(&c, 10);
+        d.record(&page, &c);
+        d.record(&page, &c);
+        let s = d.snapshot(10);
         assert_eq!(s[0]["origin"], "https://static.zdassets.com");
         assert_eq!(s[0]["service"], "zendesk-chat");
         assert_eq!(s[0]["references"], 4);
@@ -92,9 +93,9 @@ mod tests {
         for i in 0..2000 {
             let mut p = Origins::new();
             p.insert(format!("https://h{i}.test"), (None, 1));
-            d.record(&p);
+            d.record(&p, &c);
         }
-        let s = d.snapshot(&c, 10_000);
+        let s = d.snapshot(10_000);
         assert_eq!(s.as_array().unwrap().len(), MAX_ORIGINS);
         assert_eq!(
             s[0]["origin"], "https://static.zdassets.com",

@@ -399,3 +399,117 @@ async fn a_reload_adds_a_site_and_an_invalid_one_is_refused() {
         200
     );
 }
+
+/// The admin API serves every site: discovery names each origin's service with the catalog of
+/// the site that saw it, and stats take purposes from the site's own catalog (a service one
+/// site adds is unknown to the other).
+#[tokio::test]
+async fn admin_reads_each_sites_own_catalog() {
+    let a = origin(|_| {
+        OriginResponse::html(
+            "<html><body><script src=\"https://chat.acme.test/w.js\"></script>\
+             <img src=\"https://static.zdassets.com/x.png\"></body></html>",
+        )
+    })
+    .await;
+    let db = temp_db();
+    let text = format!(
+        r#"
+[upstream]
+url = "http://{a}"
+[consent]
+key = "{KEY}"
+[receipts]
+store = "sqlite"
+path = "{db}"
+[[site]]
+name = "one"
+hosts = ["one.test"]
+[[site]]
+name = "two"
+hosts = ["two.test"]
+[[site.services]]
+id = "acme-chat"
+name = "Acme Chat"
+purpose = "marketing"
+description = "Chat"
+hosts = ["chat.acme.test"]
+legal_basis = "Consent"
+privacy_policy_url = "https://acme.test/p"
+processor = {{ name = "Acme", address = "1 Road", country = "DE" }}
+transfer = {{ third_country = false, basis = "None needed" }}
+"#,
+        a = a.addr,
+        db = db.display()
+    );
+    let (addr, sites) = start(&text).await;
+    let token = "admin-token-for-sites-tests-012345";
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let admin = l.local_addr().unwrap();
+    let s = sites.clone();
+    tokio::spawn(consentgate::proxy::serve_admin_current(
+        Arc::new(move || s.clone()),
+        None,
+        l,
+        token.into(),
+        std::future::pending(),
+    ));
+    // Both sites serve the page once (discovery), and a visitor of site two grants its own
+    // service (a receipt).
+    for host in ["one.test", "two.test"] {
+        assert_eq!(send(addr, page_request(addr, host, "/")).await.status, 200);
+    }
+    let post = Request::post("/__consent")
+        .header("host", "two.test")
+        .header("origin", "http://two.test")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Full::new(Bytes::from_static(
+            b"action=save&service=acme-chat",
+        )))
+        .unwrap();
+    assert_eq!(send(addr, post).await.status, 303);
+    let admin_get = |path: &str| {
+        Request::get(path)
+            .header("host", "admin")
+            .header("authorization", format!("Bearer {token}"))
+            .body(Full::<Bytes>::default())
+            .unwrap()
+    };
+    // Discovery is recorded when a body ends: wait for it.
+    let mut rows = serde_json::Value::Null;
+    for _ in 0..50 {
+        let got = send(admin, admin_get("/discovery")).await;
+        rows = serde_json::from_slice(&got.body).unwrap();
+        if rows.as_array().is_some_and(|r| r.len() >= 2) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let service_of = |origin: &str| {
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["origin"] == origin)
+            .map(|r| r["service"].clone())
+    };
+    // Site one has no acme-chat: its sighting is unknown; site two's names it. The first
+    // sighting with a service wins.
+    assert_eq!(
+        service_of("https://chat.acme.test"),
+        Some("acme-chat".into()),
+        "{rows}"
+    );
+    assert_eq!(
+        service_of("https://static.zdassets.com"),
+        Some("zendesk-chat".into()),
+        "{rows}"
+    );
+    let got = send(admin, admin_get("/stats?site=two.test")).await;
+    let v: serde_json::Value = serde_json::from_slice(&got.body).unwrap();
+    assert_eq!(v["services"]["acme-chat"]["granted"], 1, "{v}");
+    assert_eq!(v["days"][0]["purposes"]["marketing"]["granted"], 1, "{v}");
+    // Without a site, every site's catalog is asked.
+    let got = send(admin, admin_get("/stats")).await;
+    let v: serde_json::Value = serde_json::from_slice(&got.body).unwrap();
+    assert_eq!(v["days"][0]["purposes"]["marketing"]["granted"], 1, "{v}");
+}

@@ -60,7 +60,14 @@ fn query_param<'a>(q: &'a str, name: &str) -> Option<std::borrow::Cow<'a, str>> 
 }
 
 impl Proxy {
-    async fn admin(&self, req: &Request<Incoming>, token: &str) -> Response<ProxyBody> {
+    /// The admin API, answered by one site's proxy (the state it reads is shared by all of
+    /// them); `sites` names every site's catalog.
+    async fn admin(
+        &self,
+        req: &Request<Incoming>,
+        token: &str,
+        sites: &super::Sites,
+    ) -> Response<ProxyBody> {
         if !authorized(req, token) {
             let mut r = reply(
                 StatusCode::UNAUTHORIZED,
@@ -102,9 +109,9 @@ impl Proxy {
                 crate::metrics::CONTENT_TYPE,
                 self.metrics.render(),
             ),
-            "/discovery" => json(self.discovery.snapshot(&self.policy.catalog, 500)),
+            "/discovery" => json(self.discovery.snapshot(500)),
             "/receipts" => self.admin_export(query),
-            "/stats" => self.admin_stats(query).await,
+            "/stats" => self.admin_stats(query, sites).await,
             _ => reply(StatusCode::NOT_FOUND, "text/plain", "not found\n".into()),
         }
     }
@@ -249,7 +256,9 @@ impl Proxy {
     }
 
     /// `GET /stats?site=&from=&to=`: decisions per day, service and purpose, with consent rates.
-    async fn admin_stats(&self, query: &str) -> Response<ProxyBody> {
+    /// Purposes come from the catalog of the site serving `site` (a host name, as receipts
+    /// record it), else from every site's catalog.
+    async fn admin_stats(&self, query: &str, sites: &super::Sites) -> Response<ProxyBody> {
         use crate::receipts::query::parse_time;
         let Some(open) = self.store() else {
             return receipts_off();
@@ -257,10 +266,22 @@ impl Proxy {
         let site = query_param(query, "site").map(|s| s.into_owned());
         let from = query_param(query, "from").and_then(|v| parse_time(&v));
         let to = query_param(query, "to").and_then(|v| parse_time(&v));
-        let catalog = self.policy.catalog.clone();
+        let mut purposes = std::collections::BTreeMap::new();
+        let routed = site.as_deref().and_then(|h| sites.route(h));
+        let catalogs: Vec<&crate::catalog::Catalog> = match routed {
+            Some(p) => vec![&p.policy.catalog],
+            None => sites.iter().map(|(_, p)| &p.policy.catalog).collect(),
+        };
+        for c in catalogs {
+            for s in c.services() {
+                purposes
+                    .entry(s.id.clone())
+                    .or_insert_with(|| s.purpose.to_string());
+            }
+        }
         let r = tokio::task::spawn_blocking(move || {
             let mut s = open()?;
-            crate::receipts::query::stats(&mut *s, &catalog, site.as_deref(), from, to)
+            crate::receipts::query::stats(&mut *s, &purposes, site.as_deref(), from, to)
         })
         .await;
         match r {
@@ -342,7 +363,7 @@ pub async fn serve_admin_current(
                                 }
                             }
                         }
-                        _ => sites.primary().admin(&req, &token).await,
+                        _ => sites.primary().admin(&req, &token, &sites).await,
                     };
                     Ok::<_, Infallible>(r)
                 }

@@ -380,7 +380,7 @@ impl Proxy {
         );
         Box::new(move |outcome| match outcome {
             Ok(stats) => {
-                discovery.record(&stats.origins);
+                discovery.record(&stats.origins, &policy.catalog);
                 for (i, n) in &stats.by_service {
                     if let Some(svc) = policy.catalog.get(*i) {
                         metrics.neutralized.add(&[&site, &svc.id], u64::from(*n));

@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 
 use super::{Receipt, Store, StoreError};
-use crate::catalog::Catalog;
 
 /// Days since 1970-01-01 → (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
@@ -145,9 +144,10 @@ pub fn history(
 }
 
 /// Decisions per day, per service and per purpose (granted / refused), and consent rates.
+/// `purpose_of` maps service ids to purposes (receipts keep ids only).
 pub fn stats(
     store: &mut dyn Store,
-    catalog: &Catalog,
+    purpose_of: &BTreeMap<String, String>,
     site: Option<&str>,
     from_ms: Option<i64>,
     to_ms: Option<i64>,
@@ -158,11 +158,6 @@ pub fn stats(
         services: BTreeMap<String, (u64, u64)>,
         purposes: BTreeMap<String, (u64, u64)>,
     }
-    let purpose_of: BTreeMap<&str, String> = catalog
-        .services()
-        .iter()
-        .map(|s| (s.id.as_str(), s.purpose.to_string()))
-        .collect();
     let mut days: BTreeMap<String, Day> = BTreeMap::new();
     let mut totals: BTreeMap<String, (u64, u64)> = BTreeMap::new();
     store.list(site, from_ms, to_ms, &mut |r| {
@@ -176,7 +171,7 @@ pub fn stats(
                 let bump = |e: &mut (u64, u64)| if granted { e.0 += 1 } else { e.1 += 1 };
                 bump(day.services.entry(id.clone()).or_default());
                 bump(totals.entry(id.clone()).or_default());
-                if let Some(p) = purpose_of.get(id.as_str()) {
+                if let Some(p) = purpose_of.get(id) {
                     bump(day.purposes.entry(p.clone()).or_default());
                 }
             }
