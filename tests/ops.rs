@@ -177,7 +177,22 @@ fn ws_echo_origin() -> std::net::SocketAddr {
 #[tokio::test]
 async fn websocket_echo_through_the_proxy() {
     let origin = ws_echo_origin();
-    let g = gate(origin).await;
+    echo_through(&gate(origin).await).await;
+}
+
+/// HTTP/2 has no `Upgrade`: with the origin spoken to in HTTP/2, a WebSocket still goes over
+/// HTTP/1.1 (the echo origin speaks nothing else).
+#[tokio::test]
+async fn websocket_with_an_http2_upstream() {
+    let origin = ws_echo_origin();
+    let g = gate_with(origin, |c| {
+        c.upstream.protocol = consentgate::config::UpstreamProtocol::Http2
+    })
+    .await;
+    echo_through(&g).await;
+}
+
+async fn echo_through(g: &Gate) {
     let url = format!("ws://{}/socket", g.addr);
     let echoed = tokio::task::spawn_blocking(move || {
         let (mut ws, resp) = tungstenite::connect(url).expect("handshake through the proxy");

@@ -72,6 +72,9 @@ pub struct Proxy {
     /// into consent-specific ETags so a config change invalidates pages cached under the old one.
     policy_hash: [u8; 8],
     client: HttpsClient,
+    /// HTTP/1.1 only, for upgrades (WebSocket): HTTP/2 has no `Upgrade`, so with
+    /// `upstream.protocol = "http2"` (or `auto` when ALPN picks h2) they take this one.
+    upgrade_client: HttpsClient,
     /// The origin's addresses, balanced with passive health.
     upstreams: upstreams::Upstreams,
     /// Rendered banners: rendering and escaping cost more than the rewrite of a small page.
@@ -202,6 +205,8 @@ impl Proxy {
         let languages = Arc::new(config.languages.clone());
 
         let client = http_client(&config.upstream)?;
+        let upgrade_client =
+            http_client_speaking(&config.upstream, crate::config::UpstreamProtocol::Http1)?;
         let upstreams = upstreams::Upstreams::new(&config.upstream);
         let csp_sources = crate::csp::ServiceSources::new(&config.catalog);
         let receipt_store = receipt_opener(&config.receipts.store);
@@ -227,6 +232,7 @@ impl Proxy {
                 signer,
                 policy_hash,
                 client,
+                upgrade_client,
                 upstreams,
                 banner_cache: Arc::default(),
                 csp_cache: StateCache::default(),
@@ -625,9 +631,12 @@ impl Proxy {
     }
 
     async fn send(&self, req: Request<UpstreamBody>) -> Result<Response<Incoming>, SendError> {
-        match tokio::time::timeout(self.config.upstream.read_timeout, self.client.request(req))
-            .await
-        {
+        let client = if req.headers().contains_key(header::UPGRADE) {
+            &self.upgrade_client
+        } else {
+            &self.client
+        };
+        match tokio::time::timeout(self.config.upstream.read_timeout, client.request(req)).await {
             Ok(Ok(r)) => Ok(r),
             Ok(Err(e)) => {
                 let mut msg = e.to_string();
@@ -1153,6 +1162,14 @@ pub fn receipt_opener(store: &crate::config::ReceiptStore) -> Option<crate::rece
 /// The HTTP(S) client for an upstream: pooled keep-alive, connect timeout, rustls with the public
 /// roots plus the configured CA. `Host` is set by the caller.
 pub fn http_client(up: &crate::config::UpstreamConfig) -> Result<HttpsClient, String> {
+    http_client_speaking(up, up.protocol)
+}
+
+/// As `http_client`, speaking `protocol` whatever the configuration says.
+fn http_client_speaking(
+    up: &crate::config::UpstreamConfig,
+    protocol: crate::config::UpstreamProtocol,
+) -> Result<HttpsClient, String> {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_connect_timeout(Some(up.connect_timeout));
@@ -1176,7 +1193,7 @@ pub fn http_client(up: &crate::config::UpstreamConfig) -> Result<HttpsClient, St
         .with_tls_config(tls)
         .https_or_http();
     // ALPN offers what the protocol setting allows; cleartext h2 needs prior knowledge.
-    let https = match up.protocol {
+    let https = match protocol {
         UpstreamProtocol::Http1 => builder.enable_http1().wrap_connector(http),
         UpstreamProtocol::Http2 => builder.enable_http2().wrap_connector(http),
         UpstreamProtocol::Auto => builder.enable_http1().enable_http2().wrap_connector(http),
@@ -1188,7 +1205,7 @@ pub fn http_client(up: &crate::config::UpstreamConfig) -> Result<HttpsClient, St
         .pool_max_idle_per_host(up.pool_max_idle_per_host)
         .pool_timer(hyper_util::rt::TokioTimer::new())
         .timer(hyper_util::rt::TokioTimer::new());
-    if up.protocol == UpstreamProtocol::Http2 {
+    if protocol == UpstreamProtocol::Http2 {
         client.http2_only(true);
     }
     Ok(client.build(https))
