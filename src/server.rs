@@ -27,6 +27,13 @@ impl ConfigSource {
             config.server.listen = l;
         }
         if let Some(u) = &self.upstream {
+            // Sites take their upstream from their own blocks: one flag cannot say which.
+            if !config.sites.is_empty() {
+                return Err(format!(
+                    "--upstream {u}: the configuration has [[site]] blocks; set upstream.url in the \
+                     file (top level or per site) instead"
+                ));
+            }
             config.upstream.url = parse_upstream_url(u)?;
         }
         Ok(config)

@@ -633,4 +633,15 @@ privacy.controller = "Blog Ltd, Dublin"
         "{blog}"
     );
     assert!(!policy(Some("nope")).status.success());
+
+    // --upstream cannot say which site it means: refused, not silently applied to some.
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(&cfg)
+        .args(["--upstream", "http://127.0.0.1:9"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("[[site]] blocks"), "{err}");
 }
