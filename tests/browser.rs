@@ -17,18 +17,57 @@ use std::collections::BTreeSet;
 use serde_json::Value;
 use support::*;
 
+/// One browser test's parts: the demo site with consentgate in front, the logging proxy all
+/// non-loopback traffic goes to, and Chromium (JavaScript on or off).
+struct Run {
+    case: &'static str,
+    services: ServiceHosts,
+    site: Site,
+    log: LogProxy,
+    browser: Browser,
+}
+
+impl Run {
+    fn start(case: &'static str, javascript: bool) -> Run {
+        let log = LogProxy::start();
+        Run {
+            case,
+            services: ServiceHosts::builtin(),
+            site: Site::start(),
+            browser: Browser::launch(&log, javascript),
+            log,
+        }
+    }
+
+    /// Loads each URL in turn and prints what reached the logging proxy for it.
+    fn visit(&mut self, label: &str, urls: &[String]) -> Vec<PageLog> {
+        let pages = visit_all(&mut self.browser, &self.log, urls);
+        eprint!("{}", describe(label, &pages, &self.services));
+        pages
+    }
+
+    /// What reached the logging proxy since `mark`, filed under `url` once things settle.
+    fn since(&mut self, mark: usize, url: &str) -> Vec<PageLog> {
+        self.browser.settle(&self.log);
+        let after = vec![PageLog {
+            url: url.to_string(),
+            hits: self.log.since(mark),
+        }];
+        eprint!("{}", describe(self.case, &after, &self.services));
+        assert_no_loopback(self.case, &self.log);
+        after
+    }
+}
+
 /// Control: straight from the origin, with JavaScript, the browser does reach the services,
 /// and the logging proxy sees it. Without this, "zero requests" below would prove nothing.
 #[test]
 fn control_origin_direct_with_javascript_reaches_services() {
-    let case = "control, origin direct, JS on";
-    let services = ServiceHosts::builtin();
-    let site = Site::start();
-    let log = LogProxy::start();
-    let mut browser = Browser::launch(&log, true);
-    let pages = visit_all(&mut browser, &log, &origin_pages(&site));
-    eprint!("{}", describe(case, &pages, &services));
-    assert_no_loopback(case, &log);
+    let mut r = Run::start("control, origin direct, JS on", true);
+    let (case, urls) = (r.case, origin_pages(&r.site));
+    let pages = r.visit(case, &urls);
+    assert_no_loopback(case, &r.log);
+    let services = &r.services;
 
     let seen = all_hosts(&pages);
     assert_hosts_seen(
@@ -55,29 +94,22 @@ fn control_origin_direct_with_javascript_reaches_services() {
 /// No decision, JavaScript on: through consentgate, no page reaches any catalog service.
 #[test]
 fn no_decision_with_javascript_reaches_no_service() {
-    let case = "no decision, proxy, JS on";
-    let services = ServiceHosts::builtin();
-    let site = Site::start();
-    let log = LogProxy::start();
-    let mut browser = Browser::launch(&log, true);
-    let pages = visit_all(&mut browser, &log, &proxy_pages(&site));
-    eprint!("{}", describe(case, &pages, &services));
-    assert_no_loopback(case, &log);
-    assert_no_service_requests(case, &pages, &services);
+    let mut r = Run::start("no decision, proxy, JS on", true);
+    let (case, urls) = (r.case, proxy_pages(&r.site));
+    let pages = r.visit(case, &urls);
+    assert_no_loopback(case, &r.log);
+    let services = &r.services;
+    assert_no_service_requests(case, &pages, services);
 }
 
 /// Control for the no-JavaScript mode: straight from the origin, the Meta pixel's
 /// `<noscript>` image (www.facebook.com/tr) is requested, and nothing that needs a script is.
 #[test]
 fn control_origin_direct_without_javascript_requests_noscript_pixel() {
-    let case = "control, origin direct, JS off";
-    let services = ServiceHosts::builtin();
-    let site = Site::start();
-    let log = LogProxy::start();
-    let mut browser = Browser::launch(&log, false);
-    let pages = visit_all(&mut browser, &log, &origin_pages(&site));
-    eprint!("{}", describe(case, &pages, &services));
-    assert_no_loopback(case, &log);
+    let mut r = Run::start("control, origin direct, JS off", false);
+    let (case, urls) = (r.case, origin_pages(&r.site));
+    let pages = r.visit(case, &urls);
+    assert_no_loopback(case, &r.log);
 
     let seen = all_hosts(&pages);
     assert_hosts_seen(
@@ -104,63 +136,51 @@ fn control_origin_direct_without_javascript_requests_noscript_pixel() {
 /// not the Meta pixel's `<noscript>` image.
 #[test]
 fn no_decision_without_javascript_reaches_no_service() {
-    let case = "no decision, proxy, JS off";
-    let services = ServiceHosts::builtin();
-    let site = Site::start();
-    let log = LogProxy::start();
-    let mut browser = Browser::launch(&log, false);
-    let pages = visit_all(&mut browser, &log, &proxy_pages(&site));
-    eprint!("{}", describe(case, &pages, &services));
-    assert_no_loopback(case, &log);
+    let mut r = Run::start("no decision, proxy, JS off", false);
+    let (case, urls) = (r.case, proxy_pages(&r.site));
+    let pages = r.visit(case, &urls);
+    assert_no_loopback(case, &r.log);
+    let services = &r.services;
     assert!(
         !all_hosts(&pages).contains("www.facebook.com"),
         "[{case}] LEAK: the Meta pixel noscript image (www.facebook.com/tr) was requested"
     );
-    assert_no_service_requests(case, &pages, &services);
+    assert_no_service_requests(case, &pages, services);
 }
 
 /// After "Accept all", clicked in the page itself, the services load.
 #[test]
 fn accept_all_lets_services_load() {
-    let case = "accept all, proxy, JS on";
-    let services = ServiceHosts::builtin();
-    let site = Site::start();
-    let log = LogProxy::start();
-    let mut browser = Browser::launch(&log, true);
+    let mut r = Run::start("accept all, proxy, JS on", true);
+    let case = r.case;
+    let home = r.site.proxy_url("/");
+    let before = r.visit("before consent", std::slice::from_ref(&home));
+    assert_no_service_requests("before consent", &before, &r.services);
 
-    let home = site.proxy_url("/");
-    let before = visit_all(&mut browser, &log, std::slice::from_ref(&home));
-    eprint!("{}", describe("before consent", &before, &services));
-    assert_no_service_requests("before consent", &before, &services);
-
-    let mark = log.len();
+    let mark = r.log.len();
     // The runtime posts the decision and activates the services in place: no reload.
-    browser.eval("window.__consentgateMarker = 'same page'");
-    browser.eval("document.querySelector('button[name=action][value=accept-all]').click()");
+    r.browser.eval("window.__consentgateMarker = 'same page'");
+    r.browser
+        .eval("document.querySelector('button[name=action][value=accept-all]').click()");
     let expected = ["static.zdassets.com", "www.youtube-nocookie.com"];
-    let arrived = browser.wait_until(EXPECT_TIMEOUT, || {
+    let log = &r.log;
+    let arrived = r.browser.wait_until(EXPECT_TIMEOUT, || {
         let seen: BTreeSet<String> = log.since(mark).into_iter().map(|h| h.host).collect();
         expected.iter().all(|h| seen.contains(*h))
     });
-    browser.settle(&log);
-    let after = vec![PageLog {
-        url: home.clone(),
-        hits: log.since(mark),
-    }];
-    eprint!("{}", describe(case, &after, &services));
-    assert_no_loopback(case, &log);
+    let after = r.since(mark, &home);
     assert!(
         arrived,
         "[{case}] expected requests did not arrive within {EXPECT_TIMEOUT:?}"
     );
     assert_hosts_seen(case, &all_hosts(&after), &expected);
     assert_eq!(
-        browser.eval("window.__consentgateMarker || 'reloaded'"),
+        r.browser.eval("window.__consentgateMarker || 'reloaded'"),
         Value::String("same page".into()),
         "[{case}] activation must not reload the page"
     );
 
-    let state = consent_state(&mut browser, &site, &log);
+    let state = consent_state(&mut r.browser, &r.site, &r.log);
     eprintln!("[{case}] /__consent/state: {state}");
     assert_eq!(state["decided"], true, "{state}");
     assert_eq!(state["services"]["zendesk-chat"], true, "{state}");
@@ -170,41 +190,32 @@ fn accept_all_lets_services_load() {
 /// Consent to YouTube only: the video loads, the chat and the trackers stay off the wire.
 #[test]
 fn partial_consent_loads_only_the_granted_service() {
-    let case = "youtube only, proxy, JS on";
-    let services = ServiceHosts::builtin();
-    let site = Site::start();
-    let log = LogProxy::start();
-    let mut browser = Browser::launch(&log, true);
+    let mut r = Run::start("youtube only, proxy, JS on", true);
+    let case = r.case;
+    let home = r.site.proxy_url("/");
+    let before = r.visit("before consent", std::slice::from_ref(&home));
+    assert_no_service_requests("before consent", &before, &r.services);
 
-    let home = site.proxy_url("/");
-    let before = visit_all(&mut browser, &log, std::slice::from_ref(&home));
-    assert_no_service_requests("before consent", &before, &services);
-
-    let mark = log.len();
-    browser.eval(
+    let mark = r.log.len();
+    r.browser.eval(
         "(() => { const box = document.querySelector('input[name=service][value=youtube]'); \
          box.checked = true; box.form.querySelector('button').click(); })()",
     );
-    let arrived = browser.wait_until(EXPECT_TIMEOUT, || {
+    let log = &r.log;
+    let arrived = r.browser.wait_until(EXPECT_TIMEOUT, || {
         log.since(mark)
             .iter()
             .any(|h| h.host == "www.youtube-nocookie.com")
     });
-    browser.settle(&log);
-    let after = vec![PageLog {
-        url: home.clone(),
-        hits: log.since(mark),
-    }];
-    eprint!("{}", describe(case, &after, &services));
-    assert_no_loopback(case, &log);
+    let after = r.since(mark, &home);
     assert!(
         arrived,
         "[{case}] www.youtube-nocookie.com was not requested within {EXPECT_TIMEOUT:?}"
     );
     // Everything else on the page stays blocked: Zendesk, Freshchat, GA4, Meta pixel.
-    assert_no_service_requests_except(case, &after, &services, &["youtube"]);
+    assert_no_service_requests_except(case, &after, &r.services, &["youtube"]);
 
-    let state = consent_state(&mut browser, &site, &log);
+    let state = consent_state(&mut r.browser, &r.site, &r.log);
     eprintln!("[{case}] /__consent/state: {state}");
     assert_eq!(state["decided"], true, "{state}");
     assert_eq!(state["services"]["youtube"], true, "{state}");
