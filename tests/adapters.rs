@@ -2,8 +2,6 @@
 
 mod common;
 
-use http_body_util::Full;
-
 use common::*;
 use consentgate::cmp::CmpKind;
 use consentgate::config::Adapter;
@@ -29,15 +27,9 @@ async fn onetrust_site() -> Gate {
 }
 
 async fn with_cookie(g: &Gate, cookie: &str) -> String {
-    send(
-        g.addr,
-        get(g.addr, "/")
-            .header("cookie", cookie)
-            .body(Full::default())
-            .unwrap(),
-    )
-    .await
-    .text()
+    fetch_req(g.addr, get(g.addr, "/").header("cookie", cookie))
+        .await
+        .text()
 }
 
 #[tokio::test]
@@ -94,14 +86,7 @@ async fn missing_malformed_or_default_foreign_cookies_grant_nothing() {
 async fn state_endpoint_reports_the_foreign_decision() {
     let g = onetrust_site().await;
     let ot = "OptanonConsent=interactionCount=2&groups=C0001%3A1%2CC0003%3A1";
-    let got = send(
-        g.addr,
-        get(g.addr, "/__consent/state")
-            .header("cookie", ot)
-            .body(Full::default())
-            .unwrap(),
-    )
-    .await;
+    let got = fetch_req(g.addr, get(g.addr, "/__consent/state").header("cookie", ot)).await;
     let v: serde_json::Value = serde_json::from_slice(&got.body).unwrap();
     assert_eq!(v["decided"], true);
     assert_eq!(v["services"]["youtube"], true);

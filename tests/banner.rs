@@ -72,14 +72,7 @@ async fn first_visit_gets_the_banner_before_body_end() {
 #[tokio::test]
 async fn fragments_and_subresources_get_no_banner() {
     let (_o, g) = site().await;
-    let got = send(
-        g.addr,
-        get(g.addr, "/")
-            .header("sec-fetch-dest", "empty")
-            .body(Full::default())
-            .unwrap(),
-    )
-    .await;
+    let got = fetch_req(g.addr, get(g.addr, "/").header("sec-fetch-dest", "empty")).await;
     assert!(!got.text().contains("data-consentgate=\"banner\""));
     // Still rewritten: blocking does not depend on where the HTML goes.
     assert!(got
@@ -503,12 +496,9 @@ async fn the_banner_offers_and_accept_all_grants_only_the_sites_services() {
 #[tokio::test]
 async fn the_privacy_statement_is_served_in_the_visitors_language() {
     let (o, g) = site().await;
-    let got = send(
+    let got = fetch_req(
         g.addr,
-        get(g.addr, "/__consent/policy")
-            .header("accept-language", "fr")
-            .body(Full::default())
-            .unwrap(),
+        get(g.addr, "/__consent/policy").header("accept-language", "fr"),
     )
     .await;
     assert_eq!(got.status, 200);

@@ -329,25 +329,11 @@ async fn every_request_has_an_id_for_the_origin_and_the_client() {
     assert_eq!(id.len(), 24);
     assert_eq!(o.last().headers["x-request-id"], id.as_str());
     // An untrusted client cannot choose it.
-    let got = send(
-        g.addr,
-        get(g.addr, "/")
-            .header("x-request-id", "forged")
-            .body(Full::default())
-            .unwrap(),
-    )
-    .await;
+    let got = fetch_req(g.addr, get(g.addr, "/").header("x-request-id", "forged")).await;
     assert_ne!(got.header("x-request-id"), Some("forged"));
     // Behind a trusted front proxy its id is kept.
     let g = gate_with(o.addr, |c| c.server.trust_forwarded_headers = true).await;
-    let got = send(
-        g.addr,
-        get(g.addr, "/")
-            .header("x-request-id", "front-123")
-            .body(Full::default())
-            .unwrap(),
-    )
-    .await;
+    let got = fetch_req(g.addr, get(g.addr, "/").header("x-request-id", "front-123")).await;
     assert_eq!(got.header("x-request-id"), Some("front-123"));
     assert_eq!(o.last().headers["x-request-id"], "front-123");
 }

@@ -448,12 +448,9 @@ async fn compressed_pages_are_decoded_rewritten_and_reencoded() {
         })
         .await;
         let g = gate(o.addr).await;
-        let got = send(
+        let got = fetch_req(
             g.addr,
-            get(g.addr, "/")
-                .header("accept-encoding", "gzip, deflate, br, zstd")
-                .body(Full::default())
-                .unwrap(),
+            get(g.addr, "/").header("accept-encoding", "gzip, deflate, br, zstd"),
         )
         .await;
         assert_eq!(got.header("content-encoding"), Some(coding));
@@ -640,14 +637,7 @@ async fn head_204_and_304_carry_no_body() {
     })
     .await;
     let g = gate(o.addr).await;
-    let got = send(
-        g.addr,
-        Request::head("/")
-            .header("host", "x")
-            .body(Full::default())
-            .unwrap(),
-    )
-    .await;
+    let got = fetch_req(g.addr, Request::head("/").header("host", "x")).await;
     assert_eq!(got.status, 200);
     assert!(got.body.is_empty());
     assert!(got.header("etag").unwrap().starts_with("W/\"e1-cg."));
@@ -690,13 +680,11 @@ async fn etags_are_consent_specific_and_revalidation_is_translated() {
     assert_ne!(tag_a, tag_b, "both consent states share one ETag");
 
     // Same state revalidates: the origin sees its own ETag and the client gets 304 + our tag.
-    let got = send(
+    let got = fetch_req(
         g.addr,
         get(g.addr, "/")
             .header("cookie", &all)
-            .header("if-none-match", &tag_b)
-            .body(Full::default())
-            .unwrap(),
+            .header("if-none-match", &tag_b),
     )
     .await;
     assert_eq!(got.status, 304);
@@ -706,13 +694,11 @@ async fn etags_are_consent_specific_and_revalidation_is_translated() {
     // Revoke: the browser holds the consented page (tag B) and now has no consent. The origin
     // must not be asked to confirm B: the visitor gets a fresh, rewritten page.
     let revoked = consent(g.addr, "action=reject-all").await;
-    let got = send(
+    let got = fetch_req(
         g.addr,
         get(g.addr, "/")
             .header("cookie", &revoked)
-            .header("if-none-match", &tag_b)
-            .body(Full::default())
-            .unwrap(),
+            .header("if-none-match", &tag_b),
     )
     .await;
     assert_eq!(got.status, 200);
@@ -735,14 +721,7 @@ async fn range_requests_for_html_get_the_whole_rewritten_page() {
     })
     .await;
     let g = gate(o.addr).await;
-    let got = send(
-        g.addr,
-        get(g.addr, "/")
-            .header("range", "bytes=0-6")
-            .body(Full::default())
-            .unwrap(),
-    )
-    .await;
+    let got = fetch_req(g.addr, get(g.addr, "/").header("range", "bytes=0-6")).await;
     assert_eq!(got.status, 200);
     assert!(got.text().contains("data-consentgate-service=\"youtube\""));
     assert!(got.header("content-range").is_none());
@@ -758,14 +737,7 @@ async fn range_requests_for_html_get_the_whole_rewritten_page() {
     })
     .await;
     let g = gate(o.addr).await;
-    let got = send(
-        g.addr,
-        get(g.addr, "/v.mp4")
-            .header("range", "bytes=0-3")
-            .body(Full::default())
-            .unwrap(),
-    )
-    .await;
+    let got = fetch_req(g.addr, get(g.addr, "/v.mp4").header("range", "bytes=0-3")).await;
     assert_eq!(got.status, 206);
     assert_eq!(got.body, b"abcd");
     assert_eq!(o.last().headers["range"], "bytes=0-3");
@@ -781,7 +753,7 @@ async fn hop_by_hop_and_forwarding_headers() {
     })
     .await;
     let g = gate(o.addr).await;
-    let got = send(
+    let got = fetch_req(
         g.addr,
         Request::get("/p?q=1")
             .header("host", "shop.example")
@@ -789,9 +761,7 @@ async fn hop_by_hop_and_forwarding_headers() {
             .header("x-client-private", "1")
             .header("proxy-authorization", "secret")
             .header("te", "trailers")
-            .header("x-forwarded-for", "6.6.6.6")
-            .body(Full::default())
-            .unwrap(),
+            .header("x-forwarded-for", "6.6.6.6"),
     )
     .await;
     assert!(got.header("x-origin-private").is_none());
@@ -906,26 +876,22 @@ async fn a_page_cached_before_deployment_is_not_revalidated_with_the_origin() {
     })
     .await;
     let g = gate(o.addr).await;
-    let got = send(
+    let got = fetch_req(
         g.addr,
         get(g.addr, "/")
             .header("sec-fetch-dest", "document")
             .header("if-none-match", "\"v1\"")
-            .header("if-modified-since", "Mon, 01 Jan 2024 00:00:00 GMT")
-            .body(Full::default())
-            .unwrap(),
+            .header("if-modified-since", "Mon, 01 Jan 2024 00:00:00 GMT"),
     )
     .await;
     assert_eq!(got.status, 200);
     assert!(got.text().contains("data-consentgate-service=\"youtube\""));
     // A sub-resource keeps its validators.
-    let got = send(
+    let got = fetch_req(
         g.addr,
         get(g.addr, "/img.png")
             .header("sec-fetch-dest", "image")
-            .header("if-none-match", "\"v1\"")
-            .body(Full::default())
-            .unwrap(),
+            .header("if-none-match", "\"v1\""),
     )
     .await;
     assert_eq!(got.status, 304);

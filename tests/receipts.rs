@@ -215,13 +215,7 @@ async fn admin_access_erasure_export_and_stats() {
     assert_eq!(v["granted"], serde_json::json!(["youtube"]));
     assert_eq!(admin_req(a, "GET", "/receipts/nope").await.status, 404);
     // Unauthenticated.
-    let got = send(
-        a,
-        get(a, &format!("/receipts/{}", ids[2]))
-            .body(Full::default())
-            .unwrap(),
-    )
-    .await;
+    let got = fetch_req(a, get(a, &format!("/receipts/{}", ids[2]))).await;
     assert_eq!(got.status, 401);
     // Erasure leaves a tombstone; the chain still verifies.
     assert_eq!(

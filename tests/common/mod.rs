@@ -260,6 +260,12 @@ pub fn get(addr: SocketAddr, path: &str) -> http::request::Builder {
     Request::get(path).header("host", format!("{addr}"))
 }
 
+/// Sends a request without a body (the builder's method, path and headers) on a fresh
+/// connection and reads the whole response.
+pub async fn fetch_req(addr: SocketAddr, req: http::request::Builder) -> Got {
+    send(addr, req.body(Full::default()).expect("request")).await
+}
+
 pub async fn fetch(addr: SocketAddr, path: &str) -> Got {
     send(addr, get(addr, path).body(Full::default()).unwrap()).await
 }
