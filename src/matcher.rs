@@ -52,6 +52,23 @@ impl ServiceSet {
         })
     }
 
+    /// Adds every service of `other`.
+    pub fn insert_all(&mut self, other: &ServiceSet) {
+        if self.0.len() < other.0.len() {
+            self.0.resize(other.0.len(), 0);
+        }
+        for (w, o) in self.0.iter_mut().zip(&other.0) {
+            *w |= o;
+        }
+    }
+
+    /// Keeps only the services that are also in `other`.
+    pub fn retain_in(&mut self, other: &ServiceSet) {
+        for (i, w) in self.0.iter_mut().enumerate() {
+            *w &= other.0.get(i).copied().unwrap_or(0);
+        }
+    }
+
     /// The raw words, for hashing into a state fingerprint.
     pub fn words(&self) -> impl Iterator<Item = u64> + '_ {
         let used = self.0.iter().rposition(|w| *w != 0).map_or(0, |p| p + 1);
@@ -334,6 +351,20 @@ mod tests {
 
     fn cat() -> Catalog {
         Catalog::builtin().unwrap()
+    }
+
+    #[test]
+    fn set_union_and_intersection_across_lengths() {
+        let mut a = ServiceSet::one(3);
+        a.insert_all(&ServiceSet::one(70));
+        assert_eq!(a.iter().collect::<Vec<_>>(), [3, 70]);
+        let mut short = a.clone();
+        short.retain_in(&ServiceSet::one(3));
+        assert_eq!(short.iter().collect::<Vec<_>>(), [3]);
+        let mut long = ServiceSet::one(130);
+        long.insert(70);
+        long.retain_in(&a);
+        assert_eq!(long.iter().collect::<Vec<_>>(), [70]);
     }
 
     #[test]

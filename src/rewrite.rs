@@ -444,8 +444,7 @@ fn blocking_handlers<'s>(
             // arrives) and, for a base inside `<noscript>`, every later one in a browser without
             // JavaScript. So the base itself goes inert; browsers then use the next base, as
             // the URL context does.
-            let on_host = d.urls.services_on_host_of(&href, &d.policy.hosts);
-            if let Some(svc) = on_host.iter().find(|s| d.blocked.contains(*s)) {
+            if let Some(svc) = d.blocked_on_host(&href) {
                 el.remove_attribute("href");
                 el.set_attribute(&data_attr("href"), &href)?;
                 el.set_attribute("data-consentgate-service", d.id(svc))?;
@@ -491,11 +490,9 @@ fn blocking_handlers<'s>(
                 })
             });
             let host_hit = host_only
-                && href.as_deref().is_some_and(|h| {
-                    let on_host = d.urls.services_on_host_of(h, &d.policy.hosts);
-                    let any = on_host.iter().any(|i| d.blocked.contains(i));
-                    any
-                });
+                && href
+                    .as_deref()
+                    .is_some_and(|h| d.blocked_on_host(h).is_some());
             let hit = host_hit
                 || href.is_some_and(|h| d.blocked_service(&h, UrlKind::One).is_some())
                 || el
@@ -606,15 +603,18 @@ impl DocCtx {
     /// spells out on one of their hosts.
     fn blocked_services_in_code(&self, code: &str) -> ServiceSet {
         let mut hits = self.policy.scripts.services_in(code);
-        for i in crate::urlctx::services_in_code(code, &self.policy.hosts).iter() {
-            hits.insert(i);
-        }
-        for i in hits.clone().iter() {
-            if !self.blocked.contains(i) {
-                hits.remove(i);
-            }
-        }
+        hits.insert_all(&crate::urlctx::services_in_code(code, &self.policy.hosts));
+        hits.retain_in(&self.blocked);
         hits
+    }
+
+    /// A refused service with any rule on the host a URL points to, whatever the rule's path:
+    /// what a connection to that host alone (a preconnect, a base for relative URLs) reaches.
+    fn blocked_on_host(&self, raw: &str) -> Option<usize> {
+        let mut on_host = self.urls.services_on_host_of(raw, &self.policy.hosts);
+        on_host.retain_in(&self.blocked);
+        let first = on_host.iter().next();
+        first
     }
 
     fn blocked_service(&self, value: &str, kind: UrlKind) -> Option<usize> {
