@@ -173,7 +173,7 @@ fn back_to(headers: &HeaderMap, host: &str) -> String {
                 p.push('?');
                 p.push_str(q);
             }
-            if p.starts_with('/') && !p.starts_with("//") {
+            if local_path(&p) {
                 return p;
             }
         }
