@@ -80,8 +80,8 @@ pub struct Proxy {
     /// Rendered banners: rendering and escaping cost more than the rewrite of a small page.
     banner_cache: Arc<StateCache<BannerKey, Arc<str>>>,
     /// Our CSP header by consent-state tag (sorting and joining every consented service's
-    /// sources cost more than proxying a small page).
-    csp_cache: StateCache<String, HeaderValue>,
+    /// sources cost more than proxying a small page); `None` if it is not a valid header.
+    csp_cache: StateCache<String, Option<HeaderValue>>,
 }
 
 /// A rendered banner's key: consent-state tag, has a receipt, facades shown.
@@ -101,9 +101,14 @@ impl<K, V> Default for StateCache<K, V> {
 impl<K: std::hash::Hash + Eq, V: Clone> StateCache<K, V> {
     const CAPACITY: usize = 512;
 
-    /// The cached value, else `make`'s (built without holding the lock), then cached.
-    fn get_or(&self, key: K, make: impl FnOnce() -> V) -> V {
-        if let Some(v) = self.lock().get(&key) {
+    /// The cached value, else `make`'s (built without holding the lock), then cached. The key
+    /// is copied only when a value is added.
+    fn get_or<Q>(&self, key: &Q, make: impl FnOnce() -> V) -> V
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: std::hash::Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        if let Some(v) = self.lock().get(key) {
             return v.clone();
         }
         let v = make();
@@ -111,7 +116,7 @@ impl<K: std::hash::Hash + Eq, V: Clone> StateCache<K, V> {
         if map.len() >= Self::CAPACITY {
             map.clear();
         }
-        map.insert(key, v.clone());
+        map.insert(key.to_owned(), v.clone());
         v
     }
 
@@ -205,8 +210,11 @@ impl Proxy {
         let languages = Arc::new(config.languages.clone());
 
         let client = http_client(&config.upstream)?;
-        let upgrade_client =
-            http_client_speaking(&config.upstream, crate::config::UpstreamProtocol::Http1)?;
+        // Already HTTP/1.1: the same client (and pool) serves upgrades.
+        let upgrade_client = match config.upstream.protocol {
+            crate::config::UpstreamProtocol::Http1 => client.clone(),
+            _ => http_client_speaking(&config.upstream, crate::config::UpstreamProtocol::Http1)?,
+        };
         let upstreams = upstreams::Upstreams::new(&config.upstream);
         let csp_sources = crate::csp::ServiceSources::new(&config.catalog);
         let receipt_store = receipt_opener(&config.receipts.store);
@@ -431,12 +439,11 @@ impl Proxy {
         let Some(name) = csp.header_name() else {
             return;
         };
-        let v = self.csp_cache.get_or(state.to_string(), || {
-            // Sources are validated at config load; an invalid header is left out.
-            HeaderValue::from_str(&csp.policy(&self.policy.catalog, &self.csp_sources, d))
-                .unwrap_or_else(|_| HeaderValue::from_static(""))
+        // Sources are validated at config load; an invalid header is left out.
+        let v = self.csp_cache.get_or(state, || {
+            HeaderValue::from_str(&csp.policy(&self.policy.catalog, &self.csp_sources, d)).ok()
         });
-        if !v.is_empty() {
+        if let Some(v) = v {
             h.append(name, v);
         }
         if let Some(path) = &csp.report_path {
@@ -804,8 +811,8 @@ impl Proxy {
                 .filter(|i| blocked.contains(*i))
                 .filter(|i| policy.catalog.get(*i).is_some_and(|s| s.facade.is_some()))
                 .collect();
-            let key = (state, v.decision.receipt.is_some(), facades.clone());
-            let html = cache.get_or(key, || {
+            let key = (state, v.decision.receipt.is_some(), facades);
+            let html = cache.get_or(&key, || {
                 let view = banner::View {
                     catalog: &policy.catalog,
                     decision: &v.decision,
@@ -814,7 +821,7 @@ impl Proxy {
                     opts: &opts,
                     gpc: v.gpc,
                 };
-                let r = banner::render(&view, &facades);
+                let r = banner::render(&view, &key.2);
                 Arc::from(r.html)
             });
             html.to_string()
