@@ -109,14 +109,14 @@
     }
   }
 
+  /* The same control the server renders on a decided visitor's pages. */
   function ensureSettingsControl() {
     if (!banner || document.querySelector('[' + DATA + 'action="settings"]')) { return; }
     var a = document.createElement('a');
-    a.href = '#consentgate-banner';
+    a.href = prefix + '/settings';
     a.className = 'cg-settings ' + (banner.getAttribute(DATA + 'corner') || 'cg-left');
-    a.setAttribute('role', 'button');
+    a.setAttribute('aria-haspopup', 'dialog');
     a.setAttribute(DATA + 'action', 'settings');
-    a.setAttribute('aria-controls', 'consentgate-banner');
     a.textContent = banner.getAttribute(DATA + 'settings-label') || 'Privacy settings';
     document.body.appendChild(a);
   }
