@@ -162,18 +162,16 @@ fn pick_site(config: Config, name: Option<&str>) -> Result<Config> {
             config.sites.len(),
             names()
         ),
-        Some(n) => match config.sites.iter().position(|s| s.name == n) {
-            Some(i) => Ok(config
-                .sites
-                .into_iter()
-                .nth(i)
-                .map(|s| s.config)
-                .unwrap_or_else(|| unreachable!())),
-            None if config.sites.is_empty() => {
-                anyhow::bail!("--site {n}: this configuration has no [[site]] blocks")
+        Some(n) if config.sites.is_empty() => {
+            anyhow::bail!("--site {n}: this configuration has no [[site]] blocks")
+        }
+        Some(n) => {
+            let known = names();
+            match config.sites.into_iter().find(|s| s.name == n) {
+                Some(s) => Ok(s.config),
+                None => anyhow::bail!("--site {n}: no such site; the sites are {known}"),
             }
-            None => anyhow::bail!("--site {n}: no such site; the sites are {}", names()),
-        },
+        }
     }
 }
 
