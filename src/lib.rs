@@ -20,6 +20,7 @@ pub mod pipeline;
 pub mod policy;
 pub mod privacy;
 pub mod proxy;
+pub(crate) mod rawtag;
 pub mod receipts;
 pub mod reports;
 pub mod rewrite;

@@ -33,9 +33,9 @@ pub(crate) struct Selectors {
     /// `(selector, URL attributes)`: elements made inert in place.
     pub inert: Vec<(lol_html::Selector, &'static [UrlAttr])>,
     pub link: lol_html::Selector,
-    pub ping: lol_html::Selector,
-    /// Elements with an event-handler attribute that loaders use.
-    pub handlers: lol_html::Selector,
+    /// Every element: the attributes no element selector covers (`ping`, `background`, event
+    /// handlers) are found by scanning the start tag's bytes (see `rawtag`).
+    pub any: lol_html::Selector,
     pub refresh: lol_html::Selector,
     pub srcdoc: lol_html::Selector,
 }
@@ -62,7 +62,8 @@ const IMAGE: &[UrlAttr] = &[
     ("src", UrlKind::One),
     ("srcset", UrlKind::Srcset),
 ];
-const BACKGROUND: &[UrlAttr] = &[("background", UrlKind::One)];
+/// Legacy presentational attribute on any element; still fetched by browsers.
+pub(crate) const BACKGROUND: &[UrlAttr] = &[("background", UrlKind::One)];
 
 /// Elements whose URL attributes are made inert in place, in registration order.
 const INERT: &[(&str, &[UrlAttr])] = &[
@@ -80,8 +81,6 @@ const INERT: &[(&str, &[UrlAttr])] = &[
     ("image", IMAGE),
     ("use", SVG_HREF),
     ("feimage", SVG_HREF),
-    // Legacy presentational attribute; still fetched by browsers.
-    ("[background]", BACKGROUND),
 ];
 
 const BASE: &str = "base[href]";
@@ -89,18 +88,9 @@ const BODY: &str = "body";
 const SCRIPT: &str = "script";
 const NOSCRIPT: &str = "noscript";
 const LINK: &str = "link";
-const PING: &str = "[ping]";
-/// The event handlers real loaders hide in (`<img onerror>`, `<link onload>`, `<body onload>`,
-/// a launcher's `onclick`); each one more attribute test for every tag, so only these.
-pub const EVENT_HANDLERS: &[&str] = &[
-    "onload",
-    "onerror",
-    "onclick",
-    "onmouseover",
-    "onfocus",
-    "onpageshow",
-];
-const HANDLERS: &str = "[onload],[onerror],[onclick],[onmouseover],[onfocus],[onpageshow]";
+/// Attribute-only selectors (`[ping]`, `[onclick]`, `[background]`) make lol_html parse every
+/// element's attributes; one handler on every element that scans the raw tag costs less.
+const ANY: &str = "*";
 const REFRESH: &str = "meta[http-equiv]";
 const SRCDOC: &str = "iframe[srcdoc]";
 
@@ -128,8 +118,7 @@ impl Selectors {
                 .map(|(css, attrs)| Ok((p(css)?, *attrs)))
                 .collect::<Result<_, String>>()?,
             link: p(LINK)?,
-            ping: p(PING)?,
-            handlers: p(HANDLERS)?,
+            any: p(ANY)?,
             refresh: p(REFRESH)?,
             srcdoc: p(SRCDOC)?,
         })
@@ -211,10 +200,9 @@ impl Policy {
             v.extend(INERT.iter().map(|(css, _)| h(css, false)));
             v.extend([
                 h(LINK, false),
-                h(PING, false),
-                h(HANDLERS, false),
                 h(REFRESH, false),
                 h(SRCDOC, false),
+                h(ANY, false),
                 h(NOSCRIPT, true),
             ]);
         }

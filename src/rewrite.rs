@@ -25,6 +25,7 @@ use std::borrow::Cow;
 use crate::error::RewriteError;
 use crate::matcher::ServiceSet;
 use crate::policy::{Policy, UrlAttr, UrlKind};
+use crate::rawtag::Notable;
 use crate::urlctx::{refresh_url, UrlContext};
 
 type HandlerResult = lol_html::HandlerResult;
@@ -88,7 +89,17 @@ struct DocCtx {
     /// The next output chunk is the end tag that closed a pending script, of exactly
     /// `</script>`'s length: it goes out as `</script>`, the one form the rewriter re-emits.
     lower_next: bool,
+    /// The input the start tags lol_html reports may still lie in: bytes `input_at..` of the
+    /// document, from the last `<` of what was written on (see `keep_pending_input`).
+    input: Vec<u8>,
+    input_at: usize,
+    /// Start tags that were not in `input` and were read through lol_html's attributes.
+    raw_misses: u32,
 }
+
+/// At most this much input is kept for a start tag still being parsed: a longer tag is read
+/// through lol_html's attributes instead (slower, same answer), so memory stays bounded.
+const MAX_PENDING_INPUT: usize = 16 * 1024;
 
 /// One lock shared by the handlers and the output sink. lol_html calls them one at a time on
 /// the thread that drives the rewriter, so it is never contended; `Send` handlers need it.
@@ -120,6 +131,45 @@ impl DocCtx {
             hold: None,
             encoding,
             lower_next: false,
+            input: Vec::new(),
+            input_at: 0,
+            raw_misses: 0,
+        }
+    }
+
+    /// Drops the input no start tag still being parsed can lie in: everything before the last
+    /// `<` (a tag with `<` in a value may begin earlier, and is then read the slow way).
+    fn keep_pending_input(&mut self) {
+        let last_open = memchr::memrchr(b'<', &self.input);
+        let keep_from = last_open
+            .unwrap_or(self.input.len())
+            .max(self.input.len().saturating_sub(MAX_PENDING_INPUT));
+        self.input.drain(..keep_from);
+        self.input_at += keep_from;
+    }
+
+    /// The notable attributes of `el`: scanned off its start tag's bytes when they are still
+    /// in `input`, else from lol_html's parsed attributes.
+    fn notable(&mut self, el: &Element<'_, '_, lol_html::send::SendHandlerTypes>) -> Notable {
+        let at = el.source_location().bytes();
+        let raw = at
+            .start
+            .checked_sub(self.input_at)
+            .and_then(|from| self.input.get(from..from + at.len()));
+        match raw.and_then(crate::rawtag::notable_attributes) {
+            Some(n) => {
+                debug_assert_eq!(
+                    n,
+                    notable_of(el),
+                    "raw tag {:?}",
+                    raw.map(String::from_utf8_lossy)
+                );
+                n
+            }
+            None => {
+                self.raw_misses += 1;
+                notable_of(el)
+            }
         }
     }
 
@@ -268,10 +318,18 @@ impl PageRewriter {
         let Some(rw) = self.inner.as_mut() else {
             return Err(RewriteError::Finished);
         };
+        // Start tags are scanned off the input (see `rawtag`), which lol_html does not keep.
+        let tags_read = !lock(&self.ctx).blocked.is_empty();
+        if tags_read {
+            lock(&self.ctx).input.extend_from_slice(chunk);
+        }
         if let Err(e) = rw.write(chunk) {
             // lol_html panics if a failed rewriter is used again: drop it now.
             self.inner = None;
             return Err(e.into());
+        }
+        if tags_read {
+            lock(&self.ctx).keep_pending_input();
         }
         self.sink.take_into(out);
         Ok(())
@@ -387,6 +445,12 @@ fn settings<'s>(
 /// The code of a `javascript:` URL as the browser runs it (character references decoded, tabs
 /// and newlines dropped as URL parsing does, percent-escapes decoded), or `None` for any other URL.
 fn javascript_url_code(raw: &str) -> Option<String> {
+    // Most URLs are ruled out without allocating: after the C0 controls and spaces URL parsing
+    // strips, a `javascript:` URL starts with `j`, or with `&` when written as a reference.
+    let first = raw.bytes().find(|&b| b > b' ');
+    if !matches!(first, Some(b'j' | b'J' | b'&')) {
+        return None;
+    }
     let decoded = crate::urlctx::decode(raw);
     let v: String = decoded
         .trim_start_matches(|c: char| c <= ' ')
@@ -469,7 +533,7 @@ fn blocking_handlers<'s>(
         s = s.append_element_content_handler((
             Cow::Borrowed(selector),
             ElementContentHandlers::default()
-                .element(move |el: &mut Element<'_, '_, _>| make_inert(&c, el, attrs)),
+                .element(move |el: &mut Element<'_, '_, _>| make_inert(&mut lock(&c), el, attrs)),
         ));
     }
     let c = ctx.clone();
@@ -507,42 +571,6 @@ fn blocking_handlers<'s>(
     ));
     let c = ctx.clone();
     s = s.append_element_content_handler((
-        Cow::Borrowed(&sel.ping),
-        ElementContentHandlers::default().element(move |el: &mut Element<'_, '_, _>| {
-            // Hyperlink auditing is tracking by design: without full consent no ping goes out,
-            // whatever its target.
-            el.remove_attribute("ping");
-            lock(&c).stats.neutralized += 1;
-            Ok(())
-        }),
-    ));
-    let c = ctx.clone();
-    s = s.append_element_content_handler((
-        Cow::Borrowed(&sel.handlers),
-        ElementContentHandlers::default().element(move |el: &mut Element<'_, '_, _>| {
-            // An event handler is inline code: classified like an inline script, and moved
-            // aside (data-consentgate-on…) when it names a refused service.
-            let mut d = lock(&c);
-            let mut first = None;
-            for name in crate::policy::EVENT_HANDLERS {
-                let Some(raw) = el.get_attribute(name) else {
-                    continue;
-                };
-                if let Some(svc) = d.blocked_in_code(&crate::urlctx::decode(&raw)) {
-                    el.remove_attribute(name);
-                    el.set_attribute(&data_attr(name), &raw)?;
-                    first.get_or_insert(svc);
-                }
-            }
-            if let Some(svc) = first {
-                el.set_attribute("data-consentgate-service", d.id(svc))?;
-                d.stats.record(svc);
-            }
-            Ok(())
-        }),
-    ));
-    let c = ctx.clone();
-    s = s.append_element_content_handler((
         Cow::Borrowed(&sel.refresh),
         ElementContentHandlers::default().element(move |el: &mut Element<'_, '_, _>| {
             let is_refresh = el
@@ -568,6 +596,12 @@ fn blocking_handlers<'s>(
         Cow::Borrowed(&sel.srcdoc),
         ElementContentHandlers::default()
             .element(move |el: &mut Element<'_, '_, _>| on_srcdoc(&c, el)),
+    ));
+    let c = ctx.clone();
+    s = s.append_element_content_handler((
+        Cow::Borrowed(&sel.any),
+        ElementContentHandlers::default()
+            .element(move |el: &mut Element<'_, '_, _>| on_any(&c, el)),
     ));
     if depth < MAX_NOSCRIPT_DEPTH {
         let (c, sl) = (ctx.clone(), slot.clone());
@@ -947,11 +981,10 @@ fn on_script_text(ctx: &Ctx, t: &mut TextChunk<'_>) -> HandlerResult {
 }
 
 fn make_inert(
-    ctx: &Ctx,
+    d: &mut DocCtx,
     el: &mut Element<'_, '_, lol_html::send::SendHandlerTypes>,
     attrs: &[UrlAttr],
 ) -> HandlerResult {
-    let mut d = lock(ctx);
     let mut first: Option<usize> = None;
     for &(attr, kind) in attrs {
         let Some(v) = el.get_attribute(attr) else {
@@ -968,6 +1001,59 @@ fn make_inert(
         d.stats.record(svc);
     }
     Ok(())
+}
+
+/// Every element: `ping`, `background` and event handlers, on whatever element they sit. The
+/// start tag's bytes say whether it has any of them; lol_html's attributes are read only then.
+fn on_any(ctx: &Ctx, el: &mut Element<'_, '_, lol_html::send::SendHandlerTypes>) -> HandlerResult {
+    let mut d = lock(ctx);
+    let notable = d.notable(el);
+    if notable.is_empty() {
+        return Ok(());
+    }
+    if notable.contains(Notable::PING) {
+        // Hyperlink auditing is tracking by design: without full consent no ping goes out,
+        // whatever its target.
+        el.remove_attribute("ping");
+        d.stats.neutralized += 1;
+    }
+    if notable.contains(Notable::BACKGROUND) {
+        make_inert(&mut d, el, crate::policy::BACKGROUND)?;
+    }
+    if notable.contains(Notable::EVENT_HANDLER) {
+        // An event handler is inline code: classified like an inline script, and moved aside
+        // (data-consentgate-on…) when it names a refused service. Every `on…` attribute counts,
+        // not only the ones loaders are known to use.
+        let handlers: Vec<(String, String)> = el
+            .attributes()
+            .iter()
+            .filter_map(|a| {
+                let name = a.name();
+                (Notable::of_name(name.as_bytes()) == Notable::EVENT_HANDLER)
+                    .then(|| (name, a.value()))
+            })
+            .collect();
+        let mut first = None;
+        for (name, raw) in handlers {
+            if let Some(svc) = d.blocked_in_code(&crate::urlctx::decode(&raw)) {
+                el.remove_attribute(&name);
+                el.set_attribute(&data_attr(&name), &raw)?;
+                first.get_or_insert(svc);
+            }
+        }
+        if let Some(svc) = first {
+            el.set_attribute("data-consentgate-service", d.id(svc))?;
+            d.stats.record(svc);
+        }
+    }
+    Ok(())
+}
+
+/// The notable attributes lol_html itself parsed (when the raw tag is not at hand).
+fn notable_of(el: &Element<'_, '_, lol_html::send::SendHandlerTypes>) -> Notable {
+    el.attributes().iter().fold(Notable::default(), |n, a| {
+        n | Notable::of_name(a.name().as_bytes())
+    })
 }
 
 fn on_srcdoc(
@@ -1195,6 +1281,8 @@ basis = "DPF"
             "javascript:window.$chatq=[]",
             " JavaScript&colon;window.%24chatq=[]",
             "java\tscript:window.$chatq=[]",
+            "&#106;avascript:window.$chatq=[]",
+            "&#32;\n&#x4A;ava&Tab;script:window.$chatq=[]",
         ] {
             let out = rw(&format!("<iframe src=\"{src}\"></iframe>"));
             assert!(out.contains("data-consentgate-src="), "{src}: {out}");
@@ -1363,6 +1451,80 @@ basis = "DPF"
             b"<select><xmp><script>window.$chatq=1</script></select>",
         );
         assert!(r.is_err());
+    }
+
+    #[test]
+    fn every_event_handler_in_any_tag_syntax() {
+        // Not only the handlers loaders are known to use: any `on…` attribute is code.
+        let out = rw(r#"<details open ontoggle="window.$chatq=[]"><summary>s</summary></details>"#);
+        assert!(
+            out.starts_with(r#"<details open data-consentgate-ontoggle="window.$chatq=[]" data-consentgate-service="chat">"#),
+            "{out}"
+        );
+        // No space before the attribute, a slash as separator, upper case, entities.
+        let out = rw(r#"<a href="/"onclick="window.$chatq=[]">x</a>"#);
+        assert!(
+            out.contains(r#"data-consentgate-onclick="window.$chatq=[]""#),
+            "{out}"
+        );
+        let out = rw(r#"<div/ONANIMATIONSTART=window.$chatq&#61;[]>x</div>"#);
+        assert!(
+            out.contains(r#"data-consentgate-onanimationstart="window.$chatq&#61;[]""#),
+            "{out}"
+        );
+        assert!(
+            !out.to_ascii_lowercase().contains(" onanimationstart"),
+            "{out}"
+        );
+        // Look-alikes are not handlers; values that look like attributes are values.
+        for html in [
+            r#"<div data-onclick="window.$chatq=[]" title=' onclick=window.$chatq=[]'>x</div>"#,
+            r#"<img alt="onerror=window.$chatq=[]" src="/x.png">"#,
+        ] {
+            assert_eq!(rw(html), html);
+        }
+    }
+
+    /// Start tags are scanned off the input the rewriter keeps; when a tag is not there (longer
+    /// than what is kept, or with `<` in a value across chunks) lol_html's attributes give the
+    /// same answer.
+    #[test]
+    fn start_tags_read_off_the_input_or_from_lol_html() {
+        let p = policy(1 << 20);
+        let blocked = p.blocked(&Decision::undecided());
+        let page = url::Url::parse("https://site.test/").unwrap();
+        let run = |html: &str, size: usize| {
+            let mut rw =
+                PageRewriter::new(p.clone(), blocked.clone(), page.clone(), Charset::default());
+            let mut out = Vec::new();
+            for c in html.as_bytes().chunks(size) {
+                rw.write(c, &mut out).unwrap();
+            }
+            rw.finish(&mut out).unwrap();
+            let misses = lock(&rw.ctx).raw_misses;
+            (String::from_utf8(out).unwrap(), misses)
+        };
+        let plain = r#"<p class=a>x<a href="/" ping="/p">y</a><img src=/i.png onload="f()"></p>"#;
+        for size in [1, 2, 5, 64] {
+            let (out, misses) = run(plain, size);
+            assert_eq!(misses, 0, "chunk size {size}");
+            assert!(!out.contains(" ping="), "{out}");
+        }
+        let long = format!(
+            r#"<img title="{}" src="/x.png" onerror="window.$chatq=[]"><a title="<b>" ping="/p">x</a>"#,
+            "t".repeat(MAX_PENDING_INPUT)
+        );
+        for size in [3, 1000, long.len()] {
+            let (out, misses) = run(&long, size);
+            assert!(
+                out.contains("data-consentgate-onerror"),
+                "chunk size {size}"
+            );
+            assert!(!out.contains(" ping="), "chunk size {size}");
+            if size == 3 {
+                assert_eq!(misses, 2, "both tags read through lol_html");
+            }
+        }
     }
 
     #[test]

@@ -69,9 +69,24 @@ fn url_form(host: &str, path: &str, form: u8) -> (Option<String>, String) {
     }
 }
 
+/// How many element kinds `element` builds.
+const KINDS: u8 = 26;
+
+/// Kinds whose URL sits in inline code (a script or an event handler): only the URL forms a
+/// script can fetch from make sense there.
+fn is_code(kind: u8) -> bool {
+    matches!(kind % KINDS, 19 | 22 | 23)
+}
+
 /// One element that fetches `u`.
 fn element(kind: u8, u: &str) -> String {
-    match kind % 22 {
+    let code = |u: &str| {
+        format!(
+            r#"var s=document.createElement('script');s.src='{}';document.head.appendChild(s)"#,
+            u.trim().replace("&amp;", "&")
+        )
+    };
+    match kind % KINDS {
         0 => format!(r#"<script src="{u}"></script>"#),
         1 => format!(r#"<script type="module" async src="{u}"></script>"#),
         2 => format!(r#"<iframe src="{u}"></iframe>"#),
@@ -102,7 +117,22 @@ fn element(kind: u8, u: &str) -> String {
             r#"<script type="importmap">{{"imports":{{"m":"{}"}}}}</script>"#,
             u.trim().replace("&amp;", "&").replace('\\', "/")
         ),
-        _ => format!(r#"<body background="{u}">"#),
+        21 => format!(r#"<body background="{u}">"#),
+        // Event handlers of every kind, in the tag syntaxes the tokenizer accepts: the rewriter
+        // finds them by scanning the raw tag.
+        22 => format!(
+            r#"<img src="/x.png"onerror="{}" alt=x>"#,
+            code(u).replace('"', "&quot;")
+        ),
+        23 => format!(
+            r#"<details open/ONTOGGLE='{}'><summary>s</summary></details>"#,
+            code(u).replace('\'', "&#39;")
+        ),
+        24 => format!(r#"<a href="/"PING='{u}' title="a>b">a</a>"#),
+        _ => format!(
+            r#"<table><tr><td class=x BACKGROUND={}>c</td></tr></table>"#,
+            u.trim().replace(' ', "%20")
+        ),
     }
 }
 
@@ -180,7 +210,7 @@ fn build(pieces: &[Piece], targets: &[(String, String, String)]) -> String {
         // Inline code names a URL in the forms a script can fetch from (absolute, protocol-
         // relative, upper case, trailing dot, userinfo, padded): entity-encoded or base-relative
         // forms mean something else inside JavaScript.
-        let form = if kind % 22 == 19 {
+        let form = if is_code(kind) {
             [0, 1, 2, 3, 4, 7][p.form as usize % 6]
         } else {
             p.form
