@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Instructions per request of the consentgate process, counted by callgrind: repeatable where
+# the wall-clock CPU figures of compare.sh move ±20 % between runs, so it can tell a 5 % change
+# of one commit from noise. One command:
+#
+#   benches/load/instructions.sh
+#
+# Starts a static origin (nginx, gzip_static) and consentgate under valgrind's callgrind, both
+# on loopback; for each scenario sends WARM requests (pools, caches), zeroes the counters, sends
+# N requests on one keep-alive connection, and dumps: instructions / N is the proxy's cost of
+# one request, kernel time excluded (callgrind counts user-space instructions only).
+#
+# Environment (defaults): N=200 WARM=50 PAGES="5k 60k" KEEP=0 (1 keeps the scratch dir with one
+#   self-contained callgrind dump per scenario, for callgrind_annotate)
+#   CG_BIN: the binary to measure (default: a fresh target/release/consentgate), e.g. a build of
+#   an older commit for an A/B comparison.
+# Needs: nginx, valgrind (callgrind_control), curl, python3.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO="$(cd "$HERE/../.." && pwd)"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$HERE/lib.sh"
+
+N="${N:-200}"
+WARM="${WARM:-50}"
+PAGES="${PAGES:-5k 60k}"
+
+need_tools nginx valgrind callgrind_control curl python3 taskset cargo awk
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+make_workdir
+if [[ -z "${CG_BIN:-}" ]]; then
+	build_release
+fi
+[[ -x "$CG_BIN" ]] || die "no binary at $CG_BIN"
+
+mkdir -p "$WORK/www"
+python3 "$HERE/gen_pages.py" "$REPO" "$WORK/www"
+
+P_ORIGIN="$(free_port)"
+P_CG="$(free_port)"
+origin_dir="$(write_nginx_conf origin "
+    sendfile on;
+    types { text/html html; application/octet-stream bin; }
+    server {
+        listen 127.0.0.1:$P_ORIGIN;
+        root $WORK/www;
+        gzip_static on;
+        gzip_proxied any;
+        gzip_vary on;
+    }")"
+start_nginx "$origin_dir" 1
+wait_port "$P_ORIGIN" "origin nginx, see $origin_dir/logs"
+
+conf="$WORK/consentgate.toml"
+cat >"$conf" <<EOF
+[server]
+listen = "127.0.0.1:$P_CG"
+
+[upstream]
+url = "http://127.0.0.1:$P_ORIGIN"
+
+[consent]
+key = "load-test-key-0123456789abcdef0123456789abcdef"
+
+[receipts]
+store = "off"
+EOF
+CONSENTGATE_LOG=warn TOKIO_WORKER_THREADS=1 valgrind --tool=callgrind --compress-strings=no --compress-pos=no \
+	--callgrind-out-file="$WORK/callgrind.out.%p" "$CG_BIN" --config "$conf" \
+	2>"$WORK/consentgate.log" &
+CG_PID="$!"
+STARTED_PIDS+=("$CG_PID")
+for _ in $(seq 1 300); do
+	(exec 3<>"/dev/tcp/127.0.0.1/$P_CG") 2>/dev/null && break
+	sleep 0.1
+done
+wait_port "$P_CG" "consentgate under valgrind, see $WORK/consentgate.log"
+COOKIE="$(consent_cookie "$P_CG")"
+
+# $1 requests of $2 with headers from $3 (one curl, one keep-alive connection).
+send() {
+	local n="$1" path="$2" headers="$3" cfg="$WORK/curl.cfg"
+	: >"$cfg"
+	for _ in $(seq 1 "$n"); do
+		printf 'url = "http://127.0.0.1:%s%s"\noutput = "/dev/null"\n' "$P_CG" "$path" >>"$cfg"
+	done
+	# shellcheck disable=SC2086 # $headers is a list of -H options
+	curl -sS --fail $headers -K "$cfg" || die "requests to $path failed"
+}
+
+# Instructions of the last dump (callgrind writes one file per dump: .<pid>.<n>).
+last_dump_total() {
+	local f
+	f="$(ls -t "$WORK"/callgrind.out.*.* 2>/dev/null | head -n 1)"
+	[[ -n "$f" ]] || die "callgrind wrote no dump"
+	awk '/^summary:/ { print $2 }' "$f"
+}
+
+printf '| page | encoding | consent | instructions per request |\n|---|---|---|---:|\n'
+for page in $PAGES; do
+	for enc in identity gzip; do
+		for consent in none full; do
+			# Fetched as a browser navigates, so consentgate injects its banner or control.
+			headers="-H Sec-Fetch-Dest:document -H Accept-Encoding:$enc"
+			[[ "$consent" == full ]] && headers="$headers -H Cookie:$COOKIE"
+			send "$WARM" "/page-$page.html" "$headers"
+			callgrind_control -z "$CG_PID" >/dev/null 2>&1
+			send "$N" "/page-$page.html" "$headers"
+			callgrind_control -d "$CG_PID" >/dev/null 2>&1
+			total="$(last_dump_total)"
+			printf '| %s | %s | %s | %s |\n' "$page" "$enc" "$consent" "$((total / N))"
+		done
+	done
+done
