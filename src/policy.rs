@@ -24,20 +24,16 @@ impl Default for RewriteLimits {
     }
 }
 
-/// Compiled CSS selectors (parsing them per request would dominate small pages).
+/// Compiled CSS selectors (parsing them per request would dominate small pages). Few on purpose:
+/// lol_html compiles its selector program for every document and runs it on every start tag, so
+/// elements are told apart by name in Rust (`element_rule`) in one handler on `*`.
 pub(crate) struct Selectors {
-    pub base: lol_html::Selector,
     pub body: lol_html::Selector,
     pub script: lol_html::Selector,
     pub noscript: lol_html::Selector,
-    /// `(selector, URL attributes)`: elements made inert in place.
-    pub inert: Vec<(lol_html::Selector, &'static [UrlAttr])>,
-    pub link: lol_html::Selector,
-    /// Every element: the attributes no element selector covers (`ping`, `background`, event
-    /// handlers) are found by scanning the start tag's bytes (see `rawtag`).
+    /// Every element: its rule by tag name, and the attributes any element may carry (`ping`,
+    /// `background`, event handlers), both read off the start tag's bytes (see `rawtag`).
     pub any: lol_html::Selector,
-    pub refresh: lol_html::Selector,
-    pub srcdoc: lol_html::Selector,
 }
 
 /// How an attribute holds URLs.
@@ -65,34 +61,53 @@ const IMAGE: &[UrlAttr] = &[
 /// Legacy presentational attribute on any element; still fetched by browsers.
 pub(crate) const BACKGROUND: &[UrlAttr] = &[("background", UrlKind::One)];
 
-/// Elements whose URL attributes are made inert in place, in registration order.
-const INERT: &[(&str, &[UrlAttr])] = &[
-    ("iframe", SRC),
-    ("frame", SRC),
-    ("img", IMG),
-    ("source", IMG),
-    ("input[src]", SRC),
-    ("video", VIDEO),
-    ("audio[src]", SRC),
-    ("track[src]", SRC),
-    ("embed[src]", SRC),
-    ("object[data]", OBJECT),
-    // SVG: <image>, <use>, <feImage> fetch via href / xlink:href.
-    ("image", IMAGE),
-    ("use", SVG_HREF),
-    ("feimage", SVG_HREF),
-];
+/// What the rewriter checks on an element, chosen by its tag name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ElementRule {
+    /// `<base href>`: the URL context, or inert when on a refused service's host.
+    Base,
+    /// `<link>`: removed when it points at a refused service.
+    Link,
+    /// `<meta http-equiv=refresh>` to a refused service: removed.
+    Meta,
+    /// `<iframe>`: `src` made inert, `srcdoc` rewritten as a document of its own.
+    Iframe,
+    /// URL attributes moved aside in place.
+    Inert(&'static [UrlAttr]),
+}
 
-const BASE: &str = "base[href]";
+/// The rule for an element by its tag name, in ASCII lower case (`None`: nothing to check
+/// beyond the attributes any element may carry).
+pub(crate) fn element_rule(lower_name: &[u8]) -> Option<ElementRule> {
+    Some(match lower_name {
+        b"base" => ElementRule::Base,
+        b"link" => ElementRule::Link,
+        b"meta" => ElementRule::Meta,
+        b"iframe" => ElementRule::Iframe,
+        b"frame" | b"input" | b"audio" | b"track" | b"embed" => ElementRule::Inert(SRC),
+        b"img" | b"source" => ElementRule::Inert(IMG),
+        b"video" => ElementRule::Inert(VIDEO),
+        b"object" => ElementRule::Inert(OBJECT),
+        // SVG: <image>, <use>, <feImage> fetch via href / xlink:href.
+        b"image" => ElementRule::Inert(IMAGE),
+        b"use" | b"feimage" => ElementRule::Inert(SVG_HREF),
+        _ => return None,
+    })
+}
+
+/// `<iframe src>`.
+pub(crate) const IFRAME: &[UrlAttr] = SRC;
+
+/// The longest tag name `element_rule` knows.
+pub(crate) const MAX_RULE_NAME: usize = 7;
+
 const BODY: &str = "body";
 const SCRIPT: &str = "script";
 const NOSCRIPT: &str = "noscript";
-const LINK: &str = "link";
-/// Attribute-only selectors (`[ping]`, `[onclick]`, `[background]`) make lol_html parse every
-/// element's attributes; one handler on every element that scans the raw tag costs less.
+/// Attribute-only selectors (`[ping]`, `[onclick]`, `[background]`) and one selector per element
+/// name made lol_html parse every element's attributes and run a longer program per tag; one
+/// handler on every element that reads the raw tag costs less.
 const ANY: &str = "*";
-const REFRESH: &str = "meta[http-equiv]";
-const SRCDOC: &str = "iframe[srcdoc]";
 
 /// One selector the top-level rewriter registers handlers on, and whether it also has a text
 /// handler. Exported so benchmarks can put no-op handlers on exactly the same selectors.
@@ -109,18 +124,10 @@ impl Selectors {
                 .map_err(|e| format!("selector `{s}`: {e}"))
         };
         Ok(Selectors {
-            base: p(BASE)?,
             body: p(BODY)?,
             script: p(SCRIPT)?,
             noscript: p(NOSCRIPT)?,
-            inert: INERT
-                .iter()
-                .map(|(css, attrs)| Ok((p(css)?, *attrs)))
-                .collect::<Result<_, String>>()?,
-            link: p(LINK)?,
             any: p(ANY)?,
-            refresh: p(REFRESH)?,
-            srcdoc: p(SRCDOC)?,
         })
     }
 }
@@ -195,16 +202,7 @@ impl Policy {
         let h = |css, text| HandlerSelector { css, text };
         let mut v = Vec::new();
         if blocked_any {
-            v.push(h(BASE, false));
-            v.push(h(SCRIPT, true));
-            v.extend(INERT.iter().map(|(css, _)| h(css, false)));
-            v.extend([
-                h(LINK, false),
-                h(REFRESH, false),
-                h(SRCDOC, false),
-                h(ANY, false),
-                h(NOSCRIPT, true),
-            ]);
+            v.extend([h(SCRIPT, true), h(ANY, false), h(NOSCRIPT, true)]);
         }
         if inject {
             v.push(h(BODY, false));

@@ -78,10 +78,54 @@ enum State {
     SelfClosing,
 }
 
-/// The notable attributes of `tag`, which must be exactly one start tag from `<` to its closing
-/// `>`. `None` when it is not (the caller then asks lol_html): a `>` before the last byte, no
-/// `>` at the end, or no tag name.
-pub(crate) fn notable_attributes(tag: &[u8]) -> Option<Notable> {
+/// What a start tag's bytes say: its name as written, and its notable attributes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RawTag<'a> {
+    pub name: &'a [u8],
+    pub notable: Notable,
+}
+
+/// A tag name in ASCII lower case, when it is short enough for a rule to name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ShortName {
+    buf: [u8; crate::policy::MAX_RULE_NAME],
+    len: usize,
+}
+
+impl ShortName {
+    pub fn new(name: &[u8]) -> Option<ShortName> {
+        let mut buf = [0; crate::policy::MAX_RULE_NAME];
+        buf.get_mut(..name.len())?.copy_from_slice(name);
+        buf.make_ascii_lowercase();
+        Some(ShortName {
+            buf,
+            len: name.len(),
+        })
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+/// Reads `tag`, which must be exactly one start tag from `<` to its closing `>`. `None` when it
+/// is not (the caller then asks lol_html): a `>` before the last byte, no `>` at the end, or no
+/// tag name.
+pub(crate) fn read(tag: &[u8]) -> Option<RawTag<'_>> {
+    let notable = notable_attributes(tag)?;
+    let rest = &tag[1..];
+    let end = rest
+        .iter()
+        .position(|&b| is_space(b) || b == b'/' || b == b'>')
+        .unwrap_or(rest.len());
+    Some(RawTag {
+        name: &rest[..end],
+        notable,
+    })
+}
+
+/// The notable attributes of `tag` (see `read`).
+fn notable_attributes(tag: &[u8]) -> Option<Notable> {
     let (&b'<', rest) = tag.split_first()? else {
         return None;
     };
@@ -184,20 +228,18 @@ mod tests {
 
     /// Every start tag of `html` with the notable set lol_html's own attributes give, so the
     /// scan is checked against the parser whose source locations it reads.
-    fn by_lol_html(html: &str) -> Vec<(String, Notable)> {
+    fn by_lol_html(html: &str) -> Vec<(String, String, Notable)> {
         let found = std::cell::RefCell::new(Vec::new());
+        let record = |el: &mut Element<'_, '_>| {
+            let raw = html[el.source_location().bytes()].to_string();
+            let n = el.attributes().iter().fold(Notable::default(), |n, a| {
+                n | Notable::of_name(a.name().as_bytes())
+            });
+            found.borrow_mut().push((raw, el.tag_name(), n));
+            Ok(())
+        };
         let mut rw = HtmlRewriter::new(
-            Settings::new().append_element_content_handler(element!("*", |el: &mut Element<
-                '_,
-                '_,
-            >| {
-                let raw = html[el.source_location().bytes()].to_string();
-                let n = el.attributes().iter().fold(Notable::default(), |n, a| {
-                    n | Notable::of_name(a.name().as_bytes())
-                });
-                found.borrow_mut().push((raw, n));
-                Ok(())
-            })),
+            Settings::new().append_element_content_handler(element!("*", record)),
             |_: &[u8]| {},
         );
         rw.write(html.as_bytes()).expect("write");
@@ -209,12 +251,11 @@ mod tests {
     fn check(html: &str) -> usize {
         let tags = by_lol_html(html);
         let n = tags.len();
-        for (raw, want) in tags {
-            assert_eq!(
-                notable_attributes(raw.as_bytes()),
-                Some(want),
-                "{raw:?} in {html:?}"
-            );
+        for (raw, name, want) in tags {
+            let got = read(raw.as_bytes());
+            assert_eq!(got.map(|t| t.notable), Some(want), "{raw:?} in {html:?}");
+            let got = got.and_then(|t| ShortName::new(t.name));
+            assert_eq!(got, ShortName::new(name.as_bytes()), "{raw:?} in {html:?}");
         }
         n
     }

@@ -24,8 +24,8 @@ use std::borrow::Cow;
 
 use crate::error::RewriteError;
 use crate::matcher::ServiceSet;
-use crate::policy::{Policy, UrlAttr, UrlKind};
-use crate::rawtag::Notable;
+use crate::policy::{element_rule, ElementRule, Policy, UrlAttr, UrlKind};
+use crate::rawtag::{Notable, ShortName};
 use crate::urlctx::{refresh_url, UrlContext};
 
 type HandlerResult = lol_html::HandlerResult;
@@ -148,27 +148,29 @@ impl DocCtx {
         self.input_at += keep_from;
     }
 
-    /// The notable attributes of `el`: scanned off its start tag's bytes when they are still
-    /// in `input`, else from lol_html's parsed attributes.
-    fn notable(&mut self, el: &Element<'_, '_, lol_html::send::SendHandlerTypes>) -> Notable {
+    /// The rule for `el`'s tag name and its notable attributes: read off its start tag's bytes
+    /// when they are still in `input`, else from lol_html's tag name and parsed attributes.
+    fn read_tag(&mut self, el: &El<'_, '_>) -> (Option<ElementRule>, Notable) {
+        let rule_of = |name: &[u8]| ShortName::new(name).and_then(|n| element_rule(n.as_bytes()));
         let at = el.source_location().bytes();
         let raw = at
             .start
             .checked_sub(self.input_at)
             .and_then(|from| self.input.get(from..from + at.len()));
-        match raw.and_then(crate::rawtag::notable_attributes) {
-            Some(n) => {
+        match raw.and_then(crate::rawtag::read) {
+            Some(tag) => {
+                let read = (rule_of(tag.name), tag.notable);
                 debug_assert_eq!(
-                    n,
-                    notable_of(el),
+                    read,
+                    (rule_of(el.tag_name().as_bytes()), notable_of(el)),
                     "raw tag {:?}",
                     raw.map(String::from_utf8_lossy)
                 );
-                n
+                read
             }
             None => {
                 self.raw_misses += 1;
-                notable_of(el)
+                (rule_of(el.tag_name().as_bytes()), notable_of(el))
             }
         }
     }
@@ -496,30 +498,6 @@ fn blocking_handlers<'s>(
     let outer = depth == 0;
     let sel = &policy.selectors;
     let c = ctx.clone();
-    s = s.append_element_content_handler((
-        Cow::Borrowed(&sel.base),
-        ElementContentHandlers::default().element(move |el: &mut Element<'_, '_, _>| {
-            let Some(href) = el.get_attribute("href") else {
-                return Ok(());
-            };
-            let mut d = lock(&c);
-            // A base on a refused service's host would hand it relative URLs the rewriter never
-            // attributes to it: ones before the base (a browser may resolve them after the base
-            // arrives) and, for a base inside `<noscript>`, every later one in a browser without
-            // JavaScript. So the base itself goes inert; browsers then use the next base, as
-            // the URL context does.
-            if let Some(svc) = d.blocked_on_host(&href) {
-                el.remove_attribute("href");
-                el.set_attribute(&data_attr("href"), &href)?;
-                el.set_attribute("data-consentgate-service", d.id(svc))?;
-                d.stats.record(svc);
-                return Ok(());
-            }
-            d.urls.set_base(&href);
-            Ok(())
-        }),
-    ));
-    let c = ctx.clone();
     let mut script = ElementContentHandlers::default()
         .element(move |el: &mut Element<'_, '_, _>| on_script(&c, el, outer));
     if outer {
@@ -527,81 +505,11 @@ fn blocking_handlers<'s>(
         script = script.text(move |t: &mut TextChunk<'_>| on_script_text(&c, t));
     }
     s = s.append_element_content_handler((Cow::Borrowed(&sel.script), script));
-    for (selector, attrs) in &sel.inert {
-        let c = ctx.clone();
-        let attrs: &'static [UrlAttr] = attrs;
-        s = s.append_element_content_handler((
-            Cow::Borrowed(selector),
-            ElementContentHandlers::default()
-                .element(move |el: &mut Element<'_, '_, _>| make_inert(&mut lock(&c), el, attrs)),
-        ));
-    }
-    let c = ctx.clone();
-    s = s.append_element_content_handler((
-        Cow::Borrowed(&sel.link),
-        ElementContentHandlers::default().element(move |el: &mut Element<'_, '_, _>| {
-            // `<svg><link>` is an inert SVG element, not void: removing it would take the rest
-            // of the SVG (and its end tag) with it and change how what follows is parsed.
-            if el.namespace_uri() != "http://www.w3.org/1999/xhtml" {
-                return Ok(());
-            }
-            let mut d = lock(&c);
-            let href = el.get_attribute("href");
-            // preconnect / dns-prefetch reveal the visitor to the host itself, whatever path.
-            let host_only = el.get_attribute("rel").is_some_and(|r| {
-                r.split_ascii_whitespace().any(|t| {
-                    t.eq_ignore_ascii_case("preconnect") || t.eq_ignore_ascii_case("dns-prefetch")
-                })
-            });
-            let host_hit = host_only
-                && href
-                    .as_deref()
-                    .is_some_and(|h| d.blocked_on_host(h).is_some());
-            let hit = host_hit
-                || href.is_some_and(|h| d.blocked_service(&h, UrlKind::One).is_some())
-                || el
-                    .get_attribute("imagesrcset")
-                    .is_some_and(|h| d.blocked_service(&h, UrlKind::Srcset).is_some());
-            if hit {
-                el.remove();
-                d.stats.neutralized += 1;
-            }
-            Ok(())
-        }),
-    ));
-    let c = ctx.clone();
-    s = s.append_element_content_handler((
-        Cow::Borrowed(&sel.refresh),
-        ElementContentHandlers::default().element(move |el: &mut Element<'_, '_, _>| {
-            let is_refresh = el
-                .get_attribute("http-equiv")
-                .is_some_and(|v| v.trim().eq_ignore_ascii_case("refresh"));
-            if !is_refresh {
-                return Ok(());
-            }
-            let mut d = lock(&c);
-            let hit = el
-                .get_attribute("content")
-                .and_then(|v| refresh_url(&v).and_then(|u| d.blocked_service(u, UrlKind::One)));
-            if hit.is_some() {
-                el.remove();
-                d.stats.neutralized += 1;
-            }
-            Ok(())
-        }),
-    ));
-    // A srcdoc document loads in browsers with or without JavaScript, so inside noscript too.
-    let c = ctx.clone();
-    s = s.append_element_content_handler((
-        Cow::Borrowed(&sel.srcdoc),
-        ElementContentHandlers::default()
-            .element(move |el: &mut Element<'_, '_, _>| on_srcdoc(&c, el)),
-    ));
     let c = ctx.clone();
     s = s.append_element_content_handler((
         Cow::Borrowed(&sel.any),
         ElementContentHandlers::default()
-            .element(move |el: &mut Element<'_, '_, _>| on_any(&c, el)),
+            .element(move |el: &mut Element<'_, '_, _>| on_element(&c, el)),
     ));
     if depth < MAX_NOSCRIPT_DEPTH {
         let (c, sl) = (ctx.clone(), slot.clone());
@@ -625,6 +533,99 @@ fn blocking_handlers<'s>(
         ));
     }
     s
+}
+
+type El<'r, 't> = Element<'r, 't, lol_html::send::SendHandlerTypes>;
+
+/// Every element: the rule for its tag name (`policy::element_rule`), then the attributes any
+/// element may carry. Name and attributes are read off the start tag's bytes.
+fn on_element(ctx: &Ctx, el: &mut El<'_, '_>) -> HandlerResult {
+    let mut d = lock(ctx);
+    let (rule, notable) = d.read_tag(el);
+    match rule {
+        Some(ElementRule::Base) => on_base(&mut d, el)?,
+        Some(ElementRule::Link) => on_link(&mut d, el)?,
+        Some(ElementRule::Meta) => on_meta(&mut d, el)?,
+        Some(ElementRule::Inert(attrs)) => make_inert(&mut d, el, attrs)?,
+        Some(ElementRule::Iframe) => make_inert(&mut d, el, crate::policy::IFRAME)?,
+        None => {}
+    }
+    if !notable.is_empty() {
+        on_notable(&mut d, el, notable)?;
+    }
+    drop(d);
+    if rule == Some(ElementRule::Iframe) {
+        // A srcdoc document loads in browsers with or without JavaScript, so inside noscript
+        // too. Its rewrite takes the lock itself.
+        on_srcdoc(ctx, el)?;
+    }
+    Ok(())
+}
+
+fn on_base(d: &mut DocCtx, el: &mut El<'_, '_>) -> HandlerResult {
+    let Some(href) = el.get_attribute("href") else {
+        return Ok(());
+    };
+    // A base on a refused service's host would hand it relative URLs the rewriter never
+    // attributes to it: ones before the base (a browser may resolve them after the base
+    // arrives) and, for a base inside `<noscript>`, every later one in a browser without
+    // JavaScript. So the base itself goes inert; browsers then use the next base, as the URL
+    // context does.
+    if let Some(svc) = d.blocked_on_host(&href) {
+        el.remove_attribute("href");
+        el.set_attribute(&data_attr("href"), &href)?;
+        el.set_attribute("data-consentgate-service", d.id(svc))?;
+        d.stats.record(svc);
+        return Ok(());
+    }
+    d.urls.set_base(&href);
+    Ok(())
+}
+
+fn on_link(d: &mut DocCtx, el: &mut El<'_, '_>) -> HandlerResult {
+    // `<svg><link>` is an inert SVG element, not void: removing it would take the rest of the
+    // SVG (and its end tag) with it and change how what follows is parsed.
+    if el.namespace_uri() != "http://www.w3.org/1999/xhtml" {
+        return Ok(());
+    }
+    let href = el.get_attribute("href");
+    // preconnect / dns-prefetch reveal the visitor to the host itself, whatever path.
+    let host_only = el.get_attribute("rel").is_some_and(|r| {
+        r.split_ascii_whitespace()
+            .any(|t| t.eq_ignore_ascii_case("preconnect") || t.eq_ignore_ascii_case("dns-prefetch"))
+    });
+    let host_hit = host_only
+        && href
+            .as_deref()
+            .is_some_and(|h| d.blocked_on_host(h).is_some());
+    let hit = host_hit
+        || href.is_some_and(|h| d.blocked_service(&h, UrlKind::One).is_some())
+        || el
+            .get_attribute("imagesrcset")
+            .is_some_and(|h| d.blocked_service(&h, UrlKind::Srcset).is_some());
+    if hit {
+        el.remove();
+        d.stats.neutralized += 1;
+    }
+    Ok(())
+}
+
+/// `<meta http-equiv=refresh>` to a refused service is removed.
+fn on_meta(d: &mut DocCtx, el: &mut El<'_, '_>) -> HandlerResult {
+    let is_refresh = el
+        .get_attribute("http-equiv")
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("refresh"));
+    if !is_refresh {
+        return Ok(());
+    }
+    let hit = el
+        .get_attribute("content")
+        .and_then(|v| refresh_url(&v).and_then(|u| d.blocked_service(u, UrlKind::One)));
+    if hit.is_some() {
+        el.remove();
+        d.stats.neutralized += 1;
+    }
+    Ok(())
 }
 
 impl DocCtx {
@@ -1003,14 +1004,9 @@ fn make_inert(
     Ok(())
 }
 
-/// Every element: `ping`, `background` and event handlers, on whatever element they sit. The
-/// start tag's bytes say whether it has any of them; lol_html's attributes are read only then.
-fn on_any(ctx: &Ctx, el: &mut Element<'_, '_, lol_html::send::SendHandlerTypes>) -> HandlerResult {
-    let mut d = lock(ctx);
-    let notable = d.notable(el);
-    if notable.is_empty() {
-        return Ok(());
-    }
+/// `ping`, `background` and event handlers, on whatever element they sit (the start tag's bytes
+/// said it has some of them; lol_html's attributes are read only then).
+fn on_notable(d: &mut DocCtx, el: &mut El<'_, '_>, notable: Notable) -> HandlerResult {
     if notable.contains(Notable::PING) {
         // Hyperlink auditing is tracking by design: without full consent no ping goes out,
         // whatever its target.
@@ -1018,7 +1014,7 @@ fn on_any(ctx: &Ctx, el: &mut Element<'_, '_, lol_html::send::SendHandlerTypes>)
         d.stats.neutralized += 1;
     }
     if notable.contains(Notable::BACKGROUND) {
-        make_inert(&mut d, el, crate::policy::BACKGROUND)?;
+        make_inert(d, el, crate::policy::BACKGROUND)?;
     }
     if notable.contains(Notable::EVENT_HANDLER) {
         // An event handler is inline code: classified like an inline script, and moved aside
