@@ -296,6 +296,8 @@ mod tests {
             "<a pinger=1 backgrounds=2 o=3>",
             "<a x=\"\" y='' z= >",
             "<p>text<a ping>more</a>",
+            "<a=b onclick=f>",
+            "<img/src=x/onerror=f>",
         ] {
             assert!(check(html) > 0, "no start tag in {html:?}");
         }
