@@ -1202,13 +1202,7 @@ basis = "DPF"
             rewrite_document(p.clone(), blocked.clone(), page.clone(), html.as_bytes()).unwrap();
         // Chunk boundaries must never matter.
         for size in [1, 2, 3, 7, 64] {
-            let mut rw =
-                PageRewriter::new(p.clone(), blocked.clone(), page.clone(), Charset::default());
-            let mut out = Vec::new();
-            for c in html.as_bytes().chunks(size) {
-                rw.write(c, &mut out).unwrap();
-            }
-            rw.finish(&mut out).unwrap();
+            let (out, _) = rw_chunked(p, &blocked, &page, html, size);
             assert_eq!(
                 String::from_utf8_lossy(&out),
                 String::from_utf8_lossy(&whole),
@@ -1216,6 +1210,26 @@ basis = "DPF"
             );
         }
         String::from_utf8(whole).unwrap()
+    }
+
+    /// `html` rewritten when fed in chunks of `size`, and how many start tags had to be read
+    /// through lol_html's attributes (not found in the input the rewriter keeps).
+    fn rw_chunked(
+        p: &Arc<Policy>,
+        blocked: &ServiceSet,
+        page: &url::Url,
+        html: &str,
+        size: usize,
+    ) -> (Vec<u8>, u32) {
+        let mut rw =
+            PageRewriter::new(p.clone(), blocked.clone(), page.clone(), Charset::default());
+        let mut out = Vec::new();
+        for c in html.as_bytes().chunks(size) {
+            rw.write(c, &mut out).unwrap();
+        }
+        rw.finish(&mut out).unwrap();
+        let misses = lock(&rw.ctx).raw_misses;
+        (out, misses)
     }
 
     fn rw(html: &str) -> String {
@@ -1490,14 +1504,7 @@ basis = "DPF"
         let blocked = p.blocked(&Decision::undecided());
         let page = url::Url::parse("https://site.test/").unwrap();
         let run = |html: &str, size: usize| {
-            let mut rw =
-                PageRewriter::new(p.clone(), blocked.clone(), page.clone(), Charset::default());
-            let mut out = Vec::new();
-            for c in html.as_bytes().chunks(size) {
-                rw.write(c, &mut out).unwrap();
-            }
-            rw.finish(&mut out).unwrap();
-            let misses = lock(&rw.ctx).raw_misses;
+            let (out, misses) = rw_chunked(&p, &blocked, &page, html, size);
             (String::from_utf8(out).unwrap(), misses)
         };
         let plain = r#"<p class=a>x<a href="/" ping="/p">y</a><img src=/i.png onload="f()"></p>"#;
