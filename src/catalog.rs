@@ -4,7 +4,6 @@
 //! The built-in catalog is `config/services/*.toml`, embedded at build time. Users add services
 //! or override built-in ones (same `id`) in their config.
 
-use std::collections::HashMap;
 use std::fmt;
 
 use include_dir::{include_dir, Dir};
@@ -252,7 +251,7 @@ impl HostPattern {
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
     services: Vec<Service>,
-    by_id: HashMap<String, usize>,
+    by_id: crate::FastMap<String, usize>,
 }
 
 impl Catalog {

@@ -1,6 +1,6 @@
 //! Matchers compiled once per catalog: URL → service, inline script text → services.
 
-use std::collections::HashMap;
+use crate::FastMap;
 
 use aho_corasick::AhoCorasick;
 use regex::Regex;
@@ -86,8 +86,8 @@ struct HostRule {
 /// a few hash probes per URL whatever the catalog size.
 #[derive(Debug, Default)]
 pub struct HostMatcher {
-    exact: HashMap<String, Vec<HostRule>>,
-    wildcard: HashMap<String, Vec<HostRule>>,
+    exact: FastMap<String, Vec<HostRule>>,
+    wildcard: FastMap<String, Vec<HostRule>>,
 }
 
 fn path_matches(prefix: &str, path: &str) -> bool {
@@ -195,7 +195,7 @@ impl HostMatcher {
 /// Cookie name → the service that sets it (catalog names and `prefix*` patterns).
 #[derive(Debug, Default)]
 pub struct CookieMatcher {
-    exact: HashMap<String, usize>,
+    exact: FastMap<String, usize>,
     prefixes: Vec<(String, usize)>,
 }
 

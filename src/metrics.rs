@@ -14,7 +14,7 @@
 //! invalid name is sanitised; a duplicate gets a working metric that is not rendered).
 
 use std::borrow::Borrow;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -307,7 +307,7 @@ impl LabelValues for Probe<'_> {
 struct Labelled<T> {
     label_names: Box<[String]>,
     limit: usize,
-    series: RwLock<HashMap<LabelKey, Arc<T>>>,
+    series: RwLock<crate::FastMap<LabelKey, Arc<T>>>,
     /// Where lookups go once `limit` label sets exist; rendered with every label `_overflow`.
     overflow: Arc<T>,
     /// Lookups sent to `overflow`.
@@ -319,7 +319,7 @@ impl<T: Series> Labelled<T> {
         Labelled {
             label_names,
             limit,
-            series: RwLock::new(HashMap::new()),
+            series: RwLock::new(crate::FastMap::default()),
             overflow: Arc::new(overflow),
             overflowed: Counter::new(),
         }

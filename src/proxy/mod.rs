@@ -90,7 +90,7 @@ type BannerKey = (String, bool, Vec<usize>);
 /// What is derived from a consent state and reused for every response in that state, bounded:
 /// when full it starts over (the states in use are few; a flood of odd ones must not grow
 /// memory).
-struct StateCache<K, V>(std::sync::Mutex<std::collections::HashMap<K, V>>);
+struct StateCache<K, V>(std::sync::Mutex<crate::FastMap<K, V>>);
 
 impl<K, V> Default for StateCache<K, V> {
     fn default() -> Self {
@@ -120,7 +120,7 @@ impl<K: std::hash::Hash + Eq, V: Clone> StateCache<K, V> {
         v
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<K, V>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, crate::FastMap<K, V>> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

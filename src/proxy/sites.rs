@@ -5,7 +5,6 @@
 //! and the receipt write path are shared by all sites (receipts carry the host they were given
 //! on, metrics a `site` label).
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -18,9 +17,9 @@ use crate::config::{Config, Site, TlsConfig};
 pub struct Sites {
     /// Each named by its `site`.
     proxies: Vec<Arc<Proxy>>,
-    exact: HashMap<String, usize>,
+    exact: crate::FastMap<String, usize>,
     /// `*.example.com` is stored as `example.com`.
-    wildcard: HashMap<String, usize>,
+    wildcard: crate::FastMap<String, usize>,
     default: Option<usize>,
     /// The TLS listener's settings this set was started with (process-wide, not per site).
     tls: Option<TlsConfig>,
@@ -94,8 +93,8 @@ impl Sites {
     fn assemble(built: Vec<Built>, tls: Option<TlsConfig>) -> Sites {
         let mut sites = Sites {
             proxies: Vec::new(),
-            exact: HashMap::new(),
-            wildcard: HashMap::new(),
+            exact: crate::FastMap::default(),
+            wildcard: crate::FastMap::default(),
             default: None,
             tls,
         };
