@@ -30,7 +30,7 @@ const CONTROLS: &str = r#"
   <a href="/__consent/state">consent state (JSON)</a>
 </section>"#;
 
-const NAV: &str = r#"<nav><a href="/">all</a> · <a href="/zendesk">Zendesk</a> · <a href="/zopim">Zopim</a> · <a href="/freshchat">Freshchat</a> · <a href="/analytics">GA4 + Meta pixel</a> · <a href="/youtube">YouTube</a> · <a href="/injected">injected at runtime</a></nav>"#;
+const NAV: &str = r#"<nav><a href="/">all</a> · <a href="/zendesk">Zendesk</a> · <a href="/zopim">Zopim</a> · <a href="/freshchat">Freshchat</a> · <a href="/analytics">GA4 + Meta pixel</a> · <a href="/youtube">YouTube</a> · <a href="/handlers">event handlers</a> · <a href="/injected">injected at runtime</a></nav>"#;
 
 pub const ZENDESK: &str = r#"<!-- Start of Zendesk Widget script -->
 <script id="ze-snippet" src="https://static.zdassets.com/ekr/snippet.js?key=00000000-demo-0000-0000-000000000000"></script>
@@ -86,6 +86,13 @@ src="https://www.facebook.com/tr?id=000000000000000&ev=PageView&noscript=1"
 /></noscript>
 <!-- End Meta Pixel Code -->"#;
 
+/// Loaders in event handlers: a placeholder image whose `onerror` starts the Zendesk widget, and
+/// an open `<details>` whose `ontoggle` (fired while the page is parsed) loads Google Tag
+/// Manager. Any `on…` attribute is code, not only the usual `onload`/`onerror`.
+pub const HANDLERS: &str = r#"<p>Some sites start widgets from event handlers: this placeholder image's <code>onerror</code> loads the Zendesk widget, and the open panel's <code>ontoggle</code> loads Google Tag Manager.</p>
+<img src="/chat-placeholder.png" alt="" width="1" height="1" onerror="var s=document.createElement('script');s.src='https://static.zdassets.com/ekr/snippet.js?key=demo';document.body.appendChild(s)">
+<details open ontoggle="var s=document.createElement('script');s.async=true;s.src='https://www.googletagmanager.com/gtm.js?id=GTM-DEMO';document.head.appendChild(s)"><summary>Help</summary><p>Chat with us.</p></details>"#;
+
 pub const YOUTUBE: &str = r#"<iframe width="560" height="315" src="https://www.youtube-nocookie.com/embed/dQw4w9WgXcQ" title="YouTube video player" frameborder="0" allow="accelerometer; autoplay; clipboard-write; encrypted-media; gyroscope; picture-in-picture" allowfullscreen></iframe>"#;
 
 /// A first-party bundle that loads trackers at runtime: nothing in the HTML names them, so only
@@ -119,6 +126,7 @@ pub fn page(path: &str) -> Option<String> {
         "/freshchat" => ("Freshchat", vec![FRESHCHAT]),
         "/analytics" => ("GA4 and Meta pixel", vec![ANALYTICS]),
         "/youtube" => ("YouTube embed", vec![YOUTUBE]),
+        "/handlers" => ("Loaders in event handlers", vec![HANDLERS]),
         "/injected" => (
             "Trackers injected at runtime",
             vec!["<p>This page's own bundle (<code>/app.js</code>) adds the Meta pixel and a Google Analytics beacon at runtime. Rewriting cannot see them; the Content-Security-Policy stops them until you consent.</p><script src=\"/app.js\"></script>"],
@@ -203,6 +211,7 @@ mod tests {
             "/freshchat",
             "/analytics",
             "/youtube",
+            "/handlers",
         ] {
             let html = super::page(p).unwrap();
             assert!(html.starts_with("<!doctype html>"), "{p}");

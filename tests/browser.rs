@@ -148,6 +148,31 @@ fn no_decision_without_javascript_reaches_no_service() {
     assert_no_service_requests(case, &pages, services);
 }
 
+/// Loaders in event handlers (`onerror`, and `ontoggle`, which fires by itself on an open
+/// `<details>`): straight from the origin they reach Zendesk and Google Tag Manager; through
+/// consentgate, without consent, neither.
+#[test]
+fn loaders_in_event_handlers_stay_off_the_wire() {
+    let mut r = Run::start("event handlers, JS on", true);
+    let origin = [r.site.origin_url("/handlers")];
+    let pages = r.visit("control, origin direct", &origin);
+    assert_no_loopback(r.case, &r.log);
+    assert_hosts_seen(
+        "control, origin direct",
+        &all_hosts(&pages),
+        &["static.zdassets.com", "www.googletagmanager.com"],
+    );
+    let proxied = [r.site.proxy_url("/handlers")];
+    let pages = r.visit("no decision, proxy", &proxied);
+    assert_no_loopback(r.case, &r.log);
+    assert_no_service_requests("no decision, proxy", &pages, &r.services);
+    // The page itself loaded, with both handlers moved aside rather than dropped.
+    let aside = r.browser.eval(
+        "document.querySelectorAll('[data-consentgate-onerror],[data-consentgate-ontoggle]').length",
+    );
+    assert_eq!(aside, Value::from(2), "[{}] handlers moved aside", r.case);
+}
+
 /// After "Accept all", clicked in the page itself, the services load.
 #[test]
 fn accept_all_lets_services_load() {
