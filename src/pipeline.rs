@@ -119,7 +119,7 @@ impl BodyRewriter {
         decoder.write(input, &mut |plain| {
             feed(stage, plain, &mut plain_out, start)
         })?;
-        self.encode(&plain_out)
+        self.encode(plain_out)
     }
 
     /// Ends the body; returns the last output.
@@ -151,21 +151,23 @@ impl BodyRewriter {
                 ascii_html(&f(&self.stats), utf8, &mut plain_out);
             }
         }
-        let mut out = self.encode(&plain_out)?;
+        let mut out = self.encode(plain_out)?;
         if let Some(enc) = self.encoder.take() {
             enc.finish(&mut out)?;
         }
         Ok(out)
     }
 
-    fn encode(&mut self, plain: &[u8]) -> Result<Vec<u8>, RewriteError> {
+    fn encode(&mut self, plain: Vec<u8>) -> Result<Vec<u8>, RewriteError> {
         let Some(enc) = self.encoder.as_mut() else {
             return Err(RewriteError::Finished);
         };
-        let mut out = Vec::with_capacity(plain.len() / 2);
-        if !plain.is_empty() {
-            enc.write(plain, &mut out)?;
+        // Identity: the rewritten bytes are the output (no copy into a second buffer).
+        if enc.is_identity() || plain.is_empty() {
+            return Ok(plain);
         }
+        let mut out = Vec::with_capacity(plain.len() / 2);
+        enc.write(&plain, &mut out)?;
         Ok(out)
     }
 
