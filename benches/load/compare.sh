@@ -59,22 +59,7 @@ P_SUBGZ="$(free_port)"
 P_CG="$(free_port)"
 
 # --- origin ---------------------------------------------------------------------------------
-origin_dir="$(write_nginx_conf origin "
-    sendfile on;
-    tcp_nopush on;
-    types { text/html html; application/octet-stream bin; }
-    server {
-        listen 127.0.0.1:$P_ORIGIN;
-        root $WORK/www;
-        # Serve page.html.gz to clients (and proxies) that accept gzip: a site that precompresses.
-        gzip_static on;
-        gzip_proxied any;
-        gzip_vary on;
-    }")"
-start_nginx "$origin_dir" "$AUX_CPU"
-ORIGIN_MASTER="$NGINX_PID"
-wait_port "$P_ORIGIN" "origin nginx, see $origin_dir/logs"
-ORIGIN_WORKER="$(nginx_worker "$ORIGIN_MASTER")"
+start_origin "$P_ORIGIN" "$AUX_CPU"
 
 # --- nginx proxies (one instance, one worker, three servers; only one is loaded at a time) ---
 # What the sub_filter inserts: about what a consent banner placeholder would be.

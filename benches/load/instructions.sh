@@ -40,18 +40,7 @@ python3 "$HERE/gen_pages.py" "$REPO" "$WORK/www"
 
 P_ORIGIN="$(free_port)"
 P_CG="$(free_port)"
-origin_dir="$(write_nginx_conf origin "
-    sendfile on;
-    types { text/html html; application/octet-stream bin; }
-    server {
-        listen 127.0.0.1:$P_ORIGIN;
-        root $WORK/www;
-        gzip_static on;
-        gzip_proxied any;
-        gzip_vary on;
-    }")"
-start_nginx "$origin_dir" 1
-wait_port "$P_ORIGIN" "origin nginx, see $origin_dir/logs"
+start_origin "$P_ORIGIN" 1
 
 conf="$WORK/consentgate.toml"
 cat >"$conf" <<EOF
@@ -90,13 +79,13 @@ send() {
 	curl -sS --fail $headers -K "$cfg" || die "requests to $path failed"
 }
 
-# Instructions of the last dump (callgrind writes one file per dump: .<pid>.<n>).
-last_dump_total() {
-	local f
-	f="$(ls -t "$WORK"/callgrind.out.*.* 2>/dev/null | head -n 1)"
-	[[ -n "$f" ]] || die "callgrind wrote no dump"
+# Instructions of dump number $1 (callgrind writes one file per dump: .<pid>.<n>, from 1).
+dump_total() {
+	local f="$WORK/callgrind.out.$CG_PID.$1"
+	[[ -f "$f" ]] || die "callgrind wrote no dump $f"
 	awk '/^summary:/ { print $2 }' "$f"
 }
+dumps=0
 
 printf '| page | encoding | consent | instructions per request |\n|---|---|---|---:|\n'
 for page in $PAGES; do
@@ -109,7 +98,8 @@ for page in $PAGES; do
 			callgrind_control -z "$CG_PID" >/dev/null 2>&1
 			send "$N" "/page-$page.html" "$headers"
 			callgrind_control -d "$CG_PID" >/dev/null 2>&1
-			total="$(last_dump_total)"
+			dumps=$((dumps + 1))
+			total="$(dump_total "$dumps")"
 			printf '| %s | %s | %s | %s |\n' "$page" "$enc" "$consent" "$((total / N))"
 		done
 	done

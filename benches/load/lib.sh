@@ -173,6 +173,29 @@ EOF
 	wait_port "$port" "consentgate, see $WORK/consentgate-$port.log"
 }
 
+# The static origin of compare.sh and instructions.sh: nginx, 1 worker, serving $WORK/www on
+# 127.0.0.1:$1, pinned to CPU $2. Sets ORIGIN_MASTER and ORIGIN_WORKER.
+start_origin() {
+	local port="$1" cpu="$2" dir
+	dir="$(write_nginx_conf origin "
+    sendfile on;
+    tcp_nopush on;
+    types { text/html html; application/octet-stream bin; }
+    server {
+        listen 127.0.0.1:$port;
+        root $WORK/www;
+        # Serve page.html.gz to clients (and proxies) that accept gzip: a site that precompresses.
+        gzip_static on;
+        gzip_proxied any;
+        gzip_vary on;
+    }")"
+	start_nginx "$dir" "$cpu"
+	ORIGIN_MASTER="$NGINX_PID"
+	wait_port "$port" "origin nginx, see $dir/logs"
+	# shellcheck disable=SC2034 # read by compare.sh
+	ORIGIN_WORKER="$(nginx_worker "$ORIGIN_MASTER")"
+}
+
 # A full-consent cookie from consentgate on port $1: what a browser gets for "Accept all".
 consent_cookie() {
 	local port="$1" cookie
