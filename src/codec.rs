@@ -296,50 +296,34 @@ const POOLED_DEFLATE: usize = 8;
 /// it (zlib-rs: window, prev chain, hash head); a reset one zeroes only its 128 KB hash head.
 /// On a small page that difference was a tenth of the proxy's CPU. Streams go back only after
 /// a clean finish; one dropped mid-body is freed.
-struct DeflatePool {
-    raw: Mutex<Vec<flate2::write::DeflateEncoder<Vec<u8>>>>,
-    zlib: Mutex<Vec<flate2::write::ZlibEncoder<Vec<u8>>>>,
-}
+struct Pool<T>(Mutex<Vec<T>>);
 
-static DEFLATE_POOL: DeflatePool = DeflatePool {
-    raw: Mutex::new(Vec::new()),
-    zlib: Mutex::new(Vec::new()),
-};
-
-/// Locks a pool; a poisoned one is still a list of reset streams.
-fn pool<T>(m: &Mutex<Vec<T>>) -> std::sync::MutexGuard<'_, Vec<T>> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-impl DeflatePool {
-    fn take_raw(&self) -> flate2::write::DeflateEncoder<Vec<u8>> {
-        let pooled = pool(&self.raw).pop();
-        pooled.unwrap_or_else(|| {
-            flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast())
-        })
+impl<T> Pool<T> {
+    const fn new() -> Self {
+        Pool(Mutex::new(Vec::new()))
     }
 
-    fn take_zlib(&self) -> flate2::write::ZlibEncoder<Vec<u8>> {
-        let pooled = pool(&self.zlib).pop();
-        pooled.unwrap_or_else(|| {
-            flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast())
-        })
+    /// A list of reset streams, poisoned or not.
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<T>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn give_raw(&self, e: flate2::write::DeflateEncoder<Vec<u8>>) {
-        let mut p = pool(&self.raw);
+    fn take(&self, make: impl FnOnce() -> T) -> T {
+        let pooled = self.lock().pop();
+        pooled.unwrap_or_else(make)
+    }
+
+    fn give(&self, stream: T) {
+        let mut p = self.lock();
         if p.len() < POOLED_DEFLATE {
-            p.push(e);
-        }
-    }
-
-    fn give_zlib(&self, e: flate2::write::ZlibEncoder<Vec<u8>>) {
-        let mut p = pool(&self.zlib);
-        if p.len() < POOLED_DEFLATE {
-            p.push(e);
+            p.push(stream);
         }
     }
 }
+
+/// Raw deflate streams (gzip's body) and zlib-wrapped ones (`deflate`).
+static RAW_DEFLATE: Pool<flate2::write::DeflateEncoder<Vec<u8>>> = Pool::new();
+static ZLIB: Pool<flate2::write::ZlibEncoder<Vec<u8>>> = Pool::new();
 
 /// Streaming encoder: levels chosen for speed, since the body is re-encoded on every request
 /// (gzip/deflate level 1 as nginx's `gzip_comp_level` default; brotli 4; zstd 3).
@@ -365,14 +349,20 @@ impl Encoder {
         let inner = match coding {
             Coding::Identity => Enc::Identity,
             Coding::Gzip => {
-                let mut deflate = DEFLATE_POOL.take_raw();
+                let mut deflate = RAW_DEFLATE.take(|| {
+                    flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast())
+                });
                 deflate.get_mut().extend_from_slice(&GZIP_HEADER);
                 Enc::Gzip {
                     deflate,
                     crc: flate2::Crc::new(),
                 }
             }
-            Coding::Deflate => Enc::Zlib(DEFLATE_POOL.take_zlib()),
+            Coding::Deflate => {
+                Enc::Zlib(ZLIB.take(|| {
+                    flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast())
+                }))
+            }
             Coding::Brotli => Enc::Brotli(Box::new(brotli::CompressorWriter::new(
                 Vec::new(),
                 FEED,
@@ -437,12 +427,12 @@ impl Encoder {
                 let mut tail = e.reset(Vec::new()).map_err(|x| eerr(c, x))?;
                 tail.extend_from_slice(&crc.sum().to_le_bytes());
                 tail.extend_from_slice(&crc.amount().to_le_bytes());
-                DEFLATE_POOL.give_raw(e);
+                RAW_DEFLATE.give(e);
                 tail
             }
             Enc::Zlib(mut e) => {
                 let tail = e.reset(Vec::new()).map_err(|x| eerr(c, x))?;
-                DEFLATE_POOL.give_zlib(e);
+                ZLIB.give(e);
                 tail
             }
             Enc::Brotli(mut e) => {

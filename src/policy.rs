@@ -76,10 +76,15 @@ pub(crate) enum ElementRule {
     Inert(&'static [UrlAttr]),
 }
 
-/// The rule for an element by its tag name, in ASCII lower case (`None`: nothing to check
-/// beyond the attributes any element may carry).
-pub(crate) fn element_rule(lower_name: &[u8]) -> Option<ElementRule> {
-    Some(match lower_name {
+/// The rule for an element by its tag name, in any ASCII case (`None`: nothing to check beyond
+/// the attributes any element may carry). Names are lower-cased into a buffer on the stack, so
+/// every name below must fit in it.
+pub(crate) fn element_rule(name: &[u8]) -> Option<ElementRule> {
+    let mut buf = [0u8; 16];
+    let lower = buf.get_mut(..name.len())?;
+    lower.copy_from_slice(name);
+    lower.make_ascii_lowercase();
+    Some(match &*lower {
         b"base" => ElementRule::Base,
         b"link" => ElementRule::Link,
         b"meta" => ElementRule::Meta,
@@ -97,9 +102,6 @@ pub(crate) fn element_rule(lower_name: &[u8]) -> Option<ElementRule> {
 
 /// `<iframe src>`.
 pub(crate) const IFRAME: &[UrlAttr] = SRC;
-
-/// The longest tag name `element_rule` knows.
-pub(crate) const MAX_RULE_NAME: usize = 7;
 
 const BODY: &str = "body";
 const SCRIPT: &str = "script";

@@ -25,10 +25,12 @@ use std::borrow::Cow;
 use crate::error::RewriteError;
 use crate::matcher::ServiceSet;
 use crate::policy::{element_rule, ElementRule, Policy, UrlAttr, UrlKind};
-use crate::rawtag::{Notable, ShortName};
+use crate::rawtag::Notable;
 use crate::urlctx::{refresh_url, UrlContext};
 
 type HandlerResult = lol_html::HandlerResult;
+/// The elements our handlers see (lol_html's `Send` flavour).
+type El<'r, 't> = Element<'r, 't, lol_html::send::SendHandlerTypes>;
 
 /// What one document's rewrite did, for logs and metrics.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -151,7 +153,6 @@ impl DocCtx {
     /// The rule for `el`'s tag name and its notable attributes: read off its start tag's bytes
     /// when they are still in `input`, else from lol_html's tag name and parsed attributes.
     fn read_tag(&mut self, el: &El<'_, '_>) -> (Option<ElementRule>, Notable) {
-        let rule_of = |name: &[u8]| ShortName::new(name).and_then(|n| element_rule(n.as_bytes()));
         let at = el.source_location().bytes();
         let raw = at
             .start
@@ -159,10 +160,10 @@ impl DocCtx {
             .and_then(|from| self.input.get(from..from + at.len()));
         match raw.and_then(crate::rawtag::read) {
             Some(tag) => {
-                let read = (rule_of(tag.name), tag.notable);
+                let read = (element_rule(tag.name), tag.notable);
                 debug_assert_eq!(
                     read,
-                    (rule_of(el.tag_name().as_bytes()), notable_of(el)),
+                    (element_rule(el.tag_name().as_bytes()), notable_of(el)),
                     "raw tag {:?}",
                     raw.map(String::from_utf8_lossy)
                 );
@@ -170,7 +171,7 @@ impl DocCtx {
             }
             None => {
                 self.raw_misses += 1;
-                (rule_of(el.tag_name().as_bytes()), notable_of(el))
+                (element_rule(el.tag_name().as_bytes()), notable_of(el))
             }
         }
     }
@@ -320,19 +321,20 @@ impl PageRewriter {
         let Some(rw) = self.inner.as_mut() else {
             return Err(RewriteError::Finished);
         };
-        // Start tags are scanned off the input (see `rawtag`), which lol_html does not keep.
-        let tags_read = !lock(&self.ctx).blocked.is_empty();
-        if tags_read {
-            lock(&self.ctx).input.extend_from_slice(chunk);
+        // Start tags are read off the input (see `rawtag`), which lol_html does not keep; only
+        // the handlers that blocking registers read them.
+        {
+            let mut d = lock(&self.ctx);
+            if !d.blocked.is_empty() {
+                d.input.extend_from_slice(chunk);
+            }
         }
         if let Err(e) = rw.write(chunk) {
             // lol_html panics if a failed rewriter is used again: drop it now.
             self.inner = None;
             return Err(e.into());
         }
-        if tags_read {
-            lock(&self.ctx).keep_pending_input();
-        }
+        lock(&self.ctx).keep_pending_input();
         self.sink.take_into(out);
         Ok(())
     }
@@ -470,11 +472,7 @@ fn javascript_url_code(raw: &str) -> Option<String> {
     )
 }
 
-fn on_body(
-    ctx: &Ctx,
-    inject: &InjectSlot,
-    el: &mut Element<'_, '_, lol_html::send::SendHandlerTypes>,
-) -> HandlerResult {
+fn on_body(ctx: &Ctx, inject: &InjectSlot, el: &mut El<'_, '_>) -> HandlerResult {
     let (inject, c) = (inject.clone(), ctx.clone());
     el.on_end_tag(Box::new(move |end: &mut EndTag<'_>| {
         let f = inject.lock().unwrap_or_else(|e| e.into_inner()).take();
@@ -535,8 +533,6 @@ fn blocking_handlers<'s>(
     s
 }
 
-type El<'r, 't> = Element<'r, 't, lol_html::send::SendHandlerTypes>;
-
 /// Every element: the rule for its tag name (`policy::element_rule`), then the attributes any
 /// element may carry. Name and attributes are read off the start tag's bytes.
 fn on_element(ctx: &Ctx, el: &mut El<'_, '_>) -> HandlerResult {
@@ -572,11 +568,8 @@ fn on_base(d: &mut DocCtx, el: &mut El<'_, '_>) -> HandlerResult {
     // JavaScript. So the base itself goes inert; browsers then use the next base, as the URL
     // context does.
     if let Some(svc) = d.blocked_on_host(&href) {
-        el.remove_attribute("href");
-        el.set_attribute(&data_attr("href"), &href)?;
-        el.set_attribute("data-consentgate-service", d.id(svc))?;
-        d.stats.record(svc);
-        return Ok(());
+        set_aside(el, "href", &href)?;
+        return tag_with(d, el, svc);
     }
     d.urls.set_base(&href);
     Ok(())
@@ -871,7 +864,7 @@ pub fn is_script_type_executable(ty: Option<&str>, language: Option<&str>) -> bo
     )
 }
 
-fn attrs_of(el: &Element<'_, '_, lol_html::send::SendHandlerTypes>) -> Vec<(String, String)> {
+fn attrs_of(el: &El<'_, '_>) -> Vec<(String, String)> {
     el.attributes()
         .iter()
         .map(|a| (a.name(), a.value()))
@@ -882,11 +875,22 @@ fn data_attr(attr: &str) -> String {
     format!("data-consentgate-{}", attr.replace(':', "-"))
 }
 
-fn on_script(
-    ctx: &Ctx,
-    el: &mut Element<'_, '_, lol_html::send::SendHandlerTypes>,
-    outer: bool,
-) -> HandlerResult {
+/// Moves attribute `name` (whose raw value is `value`) aside as `data-consentgate-<name>`, where
+/// the client runtime restores it from on consent.
+fn set_aside(el: &mut El<'_, '_>, name: &str, value: &str) -> HandlerResult {
+    el.remove_attribute(name);
+    el.set_attribute(&data_attr(name), value)?;
+    Ok(())
+}
+
+/// Tags a neutralized element with the service it was neutralized for, and counts it once.
+fn tag_with(d: &mut DocCtx, el: &mut El<'_, '_>, svc: usize) -> HandlerResult {
+    el.set_attribute("data-consentgate-service", d.id(svc))?;
+    d.stats.record(svc);
+    Ok(())
+}
+
+fn on_script(ctx: &Ctx, el: &mut El<'_, '_>, outer: bool) -> HandlerResult {
     let mut d = lock(ctx);
     // Most inline scripts have no attributes at all; each lookup by name allocates in
     // lol_html, so skip the five of them then.
@@ -899,14 +903,12 @@ fn on_script(
     if let Some((attr, url)) = src {
         if let Some(svc) = d.blocked_service(&url, UrlKind::One) {
             let ty = el.get_attribute("type");
-            el.remove_attribute(attr);
-            el.set_attribute(&data_attr(attr), &url)?;
+            set_aside(el, attr, &url)?;
             if let Some(t) = ty {
                 el.set_attribute("data-consentgate-type", &t)?;
             }
             el.set_attribute("type", "text/plain")?;
-            el.set_attribute("data-consentgate-service", d.id(svc))?;
-            d.stats.record(svc);
+            tag_with(&mut d, el, svc)?;
         }
         return Ok(());
     }
@@ -981,27 +983,21 @@ fn on_script_text(ctx: &Ctx, t: &mut TextChunk<'_>) -> HandlerResult {
     Ok(())
 }
 
-fn make_inert(
-    d: &mut DocCtx,
-    el: &mut Element<'_, '_, lol_html::send::SendHandlerTypes>,
-    attrs: &[UrlAttr],
-) -> HandlerResult {
+fn make_inert(d: &mut DocCtx, el: &mut El<'_, '_>, attrs: &[UrlAttr]) -> HandlerResult {
     let mut first: Option<usize> = None;
     for &(attr, kind) in attrs {
         let Some(v) = el.get_attribute(attr) else {
             continue;
         };
         if let Some(svc) = d.blocked_service(&v, kind) {
-            el.remove_attribute(attr);
-            el.set_attribute(&data_attr(attr), &v)?;
+            set_aside(el, attr, &v)?;
             first.get_or_insert(svc);
         }
     }
-    if let Some(svc) = first {
-        el.set_attribute("data-consentgate-service", d.id(svc))?;
-        d.stats.record(svc);
+    match first {
+        Some(svc) => tag_with(d, el, svc),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// `ping`, `background` and event handlers, on whatever element they sit (the start tag's bytes
@@ -1032,30 +1028,25 @@ fn on_notable(d: &mut DocCtx, el: &mut El<'_, '_>, notable: Notable) -> HandlerR
         let mut first = None;
         for (name, raw) in handlers {
             if let Some(svc) = d.blocked_in_code(&crate::urlctx::decode(&raw)) {
-                el.remove_attribute(&name);
-                el.set_attribute(&data_attr(&name), &raw)?;
+                set_aside(el, &name, &raw)?;
                 first.get_or_insert(svc);
             }
         }
         if let Some(svc) = first {
-            el.set_attribute("data-consentgate-service", d.id(svc))?;
-            d.stats.record(svc);
+            tag_with(d, el, svc)?;
         }
     }
     Ok(())
 }
 
 /// The notable attributes lol_html itself parsed (when the raw tag is not at hand).
-fn notable_of(el: &Element<'_, '_, lol_html::send::SendHandlerTypes>) -> Notable {
+fn notable_of(el: &El<'_, '_>) -> Notable {
     el.attributes().iter().fold(Notable::default(), |n, a| {
         n | Notable::of_name(a.name().as_bytes())
     })
 }
 
-fn on_srcdoc(
-    ctx: &Ctx,
-    el: &mut Element<'_, '_, lol_html::send::SendHandlerTypes>,
-) -> HandlerResult {
+fn on_srcdoc(ctx: &Ctx, el: &mut El<'_, '_>) -> HandlerResult {
     let Some(raw) = el.get_attribute("srcdoc") else {
         return Ok(());
     };
@@ -1084,7 +1075,7 @@ fn on_srcdoc(
 fn on_noscript(
     ctx: &Ctx,
     slot: &Arc<Mutex<Option<PageRewriter>>>,
-    el: &mut Element<'_, '_, lol_html::send::SendHandlerTypes>,
+    el: &mut El<'_, '_>,
     depth: u8,
 ) -> HandlerResult {
     let (policy, blocked, base) = {

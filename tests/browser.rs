@@ -46,6 +46,15 @@ impl Run {
         pages
     }
 
+    /// Loads the home page through consentgate, undecided, and checks it reached no service;
+    /// returns its URL.
+    fn home_before_consent(&mut self) -> String {
+        let home = self.site.proxy_url("/");
+        let before = self.visit("before consent", std::slice::from_ref(&home));
+        assert_no_service_requests("before consent", &before, &self.services);
+        home
+    }
+
     /// What reached the logging proxy since `mark`, filed under `url` once things settle.
     fn since(&mut self, mark: usize, url: &str) -> Vec<PageLog> {
         self.browser.settle(&self.log);
@@ -178,9 +187,7 @@ fn loaders_in_event_handlers_stay_off_the_wire() {
 fn accept_all_lets_services_load() {
     let mut r = Run::start("accept all, proxy, JS on", true);
     let case = r.case;
-    let home = r.site.proxy_url("/");
-    let before = r.visit("before consent", std::slice::from_ref(&home));
-    assert_no_service_requests("before consent", &before, &r.services);
+    let home = r.home_before_consent();
 
     let mark = r.log.len();
     // The runtime posts the decision and activates the services in place: no reload.
@@ -217,9 +224,7 @@ fn accept_all_lets_services_load() {
 fn partial_consent_loads_only_the_granted_service() {
     let mut r = Run::start("youtube only, proxy, JS on", true);
     let case = r.case;
-    let home = r.site.proxy_url("/");
-    let before = r.visit("before consent", std::slice::from_ref(&home));
-    assert_no_service_requests("before consent", &before, &r.services);
+    let home = r.home_before_consent();
 
     let mark = r.log.len();
     r.browser.eval(
