@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use criterion::{BenchmarkId, Criterion, Throughput};
 
 use consentgate::catalog::Catalog;
+use consentgate::codec::Fragment;
 use consentgate::decision::Decision;
 use consentgate::demo;
 use consentgate::matcher::ServiceSet;
@@ -90,14 +91,15 @@ impl Setup {
 /// Roughly what the proxy injects: the banner before a decision, the settings control after.
 fn injection(decided: bool) -> Injection {
     Box::new(move |stats| {
-        if decided {
+        let html = if decided {
             "<div data-consentgate-action=\"settings\"><a href=\"#consentgate-banner\">Privacy settings</a></div>".to_string()
         } else {
             format!(
                 "<div data-consentgate=\"banner\" data-seen=\"{}\"><form method=\"post\" action=\"/__consent\"><button>Accept all</button></form></div>",
                 stats.neutralized
             )
-        }
+        };
+        Arc::new(Fragment::new(html))
     })
 }
 

@@ -276,10 +276,13 @@ pub fn decode_all(coding: Coding, data: &[u8]) -> Result<Vec<u8>, RewriteError> 
 
 enum Enc {
     Identity,
-    /// Raw deflate inside gzip framing written here, so the deflate stream can be pooled.
+    /// Raw deflate inside gzip framing written here, so the deflate stream can be pooled and
+    /// a pre-compressed `Fragment` spliced in (flate2's writers have no full flush).
     Gzip {
-        deflate: flate2::write::DeflateEncoder<Vec<u8>>,
+        deflate: flate2::Compress,
         crc: flate2::Crc,
+        /// The member header has gone out (with the first output).
+        started: bool,
     },
     Zlib(flate2::write::ZlibEncoder<Vec<u8>>),
     Brotli(Box<brotli::CompressorWriter<Vec<u8>>>),
@@ -288,6 +291,96 @@ enum Enc {
 
 /// The gzip member header (RFC 1952): deflate, no flags, no mtime, fastest level, unknown OS (as flate2 writes).
 const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 4, 0xff];
+
+fn gzip_start(started: &mut bool, out: &mut Vec<u8>) {
+    if !std::mem::replace(started, true) {
+        out.extend_from_slice(&GZIP_HEADER);
+    }
+}
+
+/// Runs `deflate` over all of `input` with `flush`, appending what it produces to `out` (the
+/// loop flate2's writers run, which give no access to a full flush).
+fn deflate_into(
+    deflate: &mut flate2::Compress,
+    mut input: &[u8],
+    out: &mut Vec<u8>,
+    flush: flate2::FlushCompress,
+) -> std::io::Result<()> {
+    loop {
+        // Level 1 rarely expands; a flush adds a few bytes, the gzip trailer is separate.
+        out.reserve(input.len() / 2 + 64);
+        let before = deflate.total_in();
+        let status = deflate
+            .compress_vec(input, out, flush)
+            .map_err(std::io::Error::other)?;
+        let used = usize::try_from(deflate.total_in() - before).unwrap_or(input.len());
+        input = input.get(used..).unwrap_or_default();
+        // Done once all input is taken and the stream stopped with output space to spare
+        // (a flush is complete), or at the stream's end.
+        let spare = out.len() < out.capacity();
+        match status {
+            flate2::Status::StreamEnd => return Ok(()),
+            _ if input.is_empty() && spare && flush != flate2::FlushCompress::Finish => {
+                return Ok(())
+            }
+            flate2::Status::BufError if input.is_empty() && spare => return Ok(()),
+            _ => {}
+        }
+    }
+}
+
+/// HTML that goes into many responses (the banner, the settings control): rendered once per
+/// consent state and kept with its own deflate blocks, made on first use. On a small page the
+/// banner is most of the output, so compressing it once instead of on every gzip response is
+/// most of the encoding work saved.
+pub struct Fragment {
+    html: Box<str>,
+    deflated: std::sync::OnceLock<Option<Vec<u8>>>,
+}
+
+impl Fragment {
+    pub fn new(html: impl Into<Box<str>>) -> Self {
+        Fragment {
+            html: html.into(),
+            deflated: std::sync::OnceLock::new(),
+        }
+    }
+
+    pub fn html(&self) -> &str {
+        &self.html
+    }
+
+    /// Raw deflate blocks of the HTML, from an empty window, not final, ending on a byte
+    /// boundary (a sync flush): they can follow any full flush of another deflate stream.
+    /// Compressed at the best level, once. `None` if compression failed (then it is encoded
+    /// with the page, as before).
+    pub(crate) fn deflated(&self) -> Option<&[u8]> {
+        self.deflated
+            .get_or_init(|| {
+                let mut c = flate2::Compress::new(flate2::Compression::best(), false);
+                let mut out = Vec::new();
+                deflate_into(
+                    &mut c,
+                    self.html.as_bytes(),
+                    &mut out,
+                    flate2::FlushCompress::Sync,
+                )
+                .ok()
+                .map(|_| out)
+            })
+            .as_deref()
+    }
+}
+
+impl std::fmt::Debug for Fragment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Fragment({} bytes)", self.html.len())
+    }
+}
+
+/// Fragments shorter than this are compressed with the page rather than spliced in (the
+/// banner is tens of KB; the settings control a few hundred bytes).
+const MIN_SPLICED: usize = 4096;
 
 /// Deflate streams kept for the next response, at most this many of each kind (~400 KB each).
 const POOLED_DEFLATE: usize = 8;
@@ -322,7 +415,7 @@ impl<T> Pool<T> {
 }
 
 /// Raw deflate streams (gzip's body) and zlib-wrapped ones (`deflate`).
-static RAW_DEFLATE: Pool<flate2::write::DeflateEncoder<Vec<u8>>> = Pool::new();
+static RAW_DEFLATE: Pool<flate2::Compress> = Pool::new();
 static ZLIB: Pool<flate2::write::ZlibEncoder<Vec<u8>>> = Pool::new();
 
 /// Streaming encoder: levels chosen for speed, since the body is re-encoded on every request
@@ -348,16 +441,12 @@ impl Encoder {
     pub fn new(coding: Coding) -> Result<Self, RewriteError> {
         let inner = match coding {
             Coding::Identity => Enc::Identity,
-            Coding::Gzip => {
-                let mut deflate = RAW_DEFLATE.take(|| {
-                    flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast())
-                });
-                deflate.get_mut().extend_from_slice(&GZIP_HEADER);
-                Enc::Gzip {
-                    deflate,
-                    crc: flate2::Crc::new(),
-                }
-            }
+            Coding::Gzip => Enc::Gzip {
+                deflate: RAW_DEFLATE
+                    .take(|| flate2::Compress::new(flate2::Compression::fast(), false)),
+                crc: flate2::Crc::new(),
+                started: false,
+            },
             Coding::Deflate => {
                 Enc::Zlib(ZLIB.take(|| {
                     flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast())
@@ -384,12 +473,15 @@ impl Encoder {
                 out.extend_from_slice(input);
                 return Ok(());
             }
-            Enc::Gzip { deflate: e, crc } => {
+            Enc::Gzip {
+                deflate,
+                crc,
+                started,
+            } => {
+                gzip_start(started, out);
                 crc.update(input);
-                e.write_all(input)
-                    .and_then(|_| e.flush())
-                    .map_err(|x| eerr(c, x))?;
-                e.get_mut()
+                return deflate_into(deflate, input, out, flate2::FlushCompress::Sync)
+                    .map_err(|x| eerr(c, x));
             }
             Enc::Zlib(e) => {
                 e.write_all(input)
@@ -414,21 +506,50 @@ impl Encoder {
         Ok(())
     }
 
+    /// Encodes `f`'s HTML as if it were written, appending the output to `out`. gzip splices
+    /// in the fragment's own deflate blocks, compressed once (after a full flush, so nothing
+    /// that follows refers back across them); the other codings compress it here.
+    pub fn insert(&mut self, f: &Fragment, out: &mut Vec<u8>) -> Result<(), RewriteError> {
+        let c = self.coding;
+        let Enc::Gzip {
+            deflate,
+            crc,
+            started,
+        } = &mut self.inner
+        else {
+            return self.write(f.html.as_bytes(), out);
+        };
+        // The full flush clears the stream's 128 KB hash head: below a few KB, compressing
+        // the fragment with the page costs less.
+        let blocks = match (f.html.len() >= MIN_SPLICED).then(|| f.deflated()) {
+            Some(Some(b)) => b,
+            _ => return self.write(f.html.as_bytes(), out),
+        };
+        gzip_start(started, out);
+        deflate_into(deflate, &[], out, flate2::FlushCompress::Full).map_err(|x| eerr(c, x))?;
+        out.extend_from_slice(blocks);
+        crc.update(f.html.as_bytes());
+        Ok(())
+    }
+
     /// Ends the stream (trailer, checksum), appending the last bytes to `out`.
     pub fn finish(self, out: &mut Vec<u8>) -> Result<(), RewriteError> {
         let c = self.coding;
         let mut tail = match self.inner {
             Enc::Identity => return Ok(()),
             Enc::Gzip {
-                deflate: mut e,
+                mut deflate,
                 crc,
+                mut started,
             } => {
-                // `reset` finishes the stream into the old buffer and hands it back.
-                let mut tail = e.reset(Vec::new()).map_err(|x| eerr(c, x))?;
-                tail.extend_from_slice(&crc.sum().to_le_bytes());
-                tail.extend_from_slice(&crc.amount().to_le_bytes());
-                RAW_DEFLATE.give(e);
-                tail
+                gzip_start(&mut started, out);
+                deflate_into(&mut deflate, &[], out, flate2::FlushCompress::Finish)
+                    .map_err(|x| eerr(c, x))?;
+                out.extend_from_slice(&crc.sum().to_le_bytes());
+                out.extend_from_slice(&crc.amount().to_le_bytes());
+                deflate.reset();
+                RAW_DEFLATE.give(deflate);
+                return Ok(());
             }
             Enc::Zlib(mut e) => {
                 let tail = e.reset(Vec::new()).map_err(|x| eerr(c, x))?;
@@ -496,6 +617,53 @@ mod tests {
                 assert_eq!(decode_all(coding, &out).unwrap(), page, "round {round}");
                 if coding == Coding::Gzip {
                     assert_eq!(out, reference, "round {round}");
+                }
+            }
+        }
+    }
+
+    /// A fragment inserted between writes reads back in place in every coding; in gzip a large
+    /// one's deflate blocks (made once, at the best level) are in the output as they are, and
+    /// a small one is compressed with the page.
+    #[test]
+    fn fragments_read_back_where_inserted() {
+        let large = Fragment::new("<div class=banner>Accept or refuse</div>".repeat(150));
+        let small = Fragment::new("<a href=/__consent/settings>Privacy settings</a>");
+        let page: Vec<u8> = b"<p>consent matters</p>".repeat(300);
+        for (f, coding) in [&large, &small].into_iter().flat_map(|f| {
+            [
+                Coding::Identity,
+                Coding::Gzip,
+                Coding::Deflate,
+                Coding::Brotli,
+                Coding::Zstd,
+            ]
+            .map(|c| (f, c))
+        }) {
+            for at in [0, 1, 4000, page.len()] {
+                let mut enc = Encoder::new(coding).unwrap();
+                let mut out = Vec::new();
+                for c in page[..at].chunks(1000) {
+                    enc.write(c, &mut out).unwrap();
+                }
+                enc.insert(f, &mut out).unwrap();
+                for c in page[at..].chunks(1000) {
+                    enc.write(c, &mut out).unwrap();
+                }
+                enc.finish(&mut out).unwrap();
+                let mut want = page[..at].to_vec();
+                want.extend_from_slice(f.html().as_bytes());
+                want.extend_from_slice(&page[at..]);
+                assert_eq!(
+                    decode_all(coding, &out).unwrap(),
+                    want,
+                    "{coding:?} at {at}"
+                );
+                if std::ptr::eq(f, &small) {
+                    assert!(small.deflated.get().is_none(), "made for {coding:?}");
+                } else if coding == Coding::Gzip {
+                    let blocks = f.deflated().unwrap();
+                    assert!(out.windows(blocks.len()).any(|w| w == blocks), "at {at}");
                 }
             }
         }

@@ -163,7 +163,22 @@ async fn serve_page(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Inf
         return Ok(r);
     }
     let mut r = match page(req.uri().path()) {
-        Some(html) => Response::new(Full::new(Bytes::from(html))),
+        Some(html) => {
+            // Compressed when the client takes gzip, as most sites are: the proxy then
+            // decodes, rewrites and re-encodes, and its browser tests see that path.
+            match accepts_gzip(req.headers())
+                .then(|| gzip_bytes(html.as_bytes()))
+                .flatten()
+            {
+                Some(gz) => {
+                    let mut r = Response::new(Full::new(Bytes::from(gz)));
+                    r.headers_mut()
+                        .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+                    r
+                }
+                None => Response::new(Full::new(Bytes::from(html))),
+            }
+        }
         None => {
             let mut r = Response::new(Full::new(Bytes::from_static(b"not found\n")));
             *r.status_mut() = StatusCode::NOT_FOUND;
@@ -177,7 +192,34 @@ async fn serve_page(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Inf
     };
     r.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+    r.headers_mut()
+        .insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
     Ok(r)
+}
+
+/// Whether `Accept-Encoding` lists gzip with a non-zero weight.
+fn accepts_gzip(headers: &http::HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|item| {
+            let mut parts = item.split(';').map(str::trim);
+            let coding = parts.next().unwrap_or_default();
+            let zero = parts.any(|p| {
+                p.strip_prefix("q=")
+                    .is_some_and(|q| q.parse::<f32>().is_ok_and(|q| q == 0.0))
+            });
+            coding.eq_ignore_ascii_case("gzip") && !zero
+        })
+}
+
+fn gzip_bytes(data: &[u8]) -> Option<Vec<u8>> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).ok()?;
+    e.finish().ok()
 }
 
 /// Serves the demo origin on `listener` until `shutdown` resolves.
@@ -217,5 +259,19 @@ mod tests {
             assert!(html.starts_with("<!doctype html>"), "{p}");
         }
         assert!(super::page("/nope").is_none());
+    }
+
+    #[test]
+    fn gzip_when_accepted() {
+        let accepts = |v: &str| {
+            let mut h = http::HeaderMap::new();
+            h.insert(http::header::ACCEPT_ENCODING, v.parse().unwrap());
+            super::accepts_gzip(&h)
+        };
+        assert!(accepts("gzip, deflate, br, zstd"));
+        assert!(accepts("br;q=1.0, GZIP;q=0.5"));
+        assert!(!accepts("gzip;q=0, br"));
+        assert!(!accepts("identity"));
+        assert!(!super::accepts_gzip(&http::HeaderMap::new()));
     }
 }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use encoding_rs::Encoding;
 use lol_html::AsciiCompatibleEncoding;
 
-use crate::codec::{Coding, Decoder, Encoder};
+use crate::codec::{Coding, Decoder, Encoder, Fragment};
 use crate::error::RewriteError;
 use crate::matcher::ServiceSet;
 use crate::policy::Policy;
@@ -51,6 +51,8 @@ struct Start {
     /// From `Content-Type`, if it named a known charset.
     declared: Option<&'static Encoding>,
     inject: Option<Injection>,
+    /// The encoder splices the injection in, pre-encoded (gzip): the rewriter only marks where.
+    splice: bool,
 }
 
 impl std::fmt::Debug for BodyRewriter {
@@ -89,6 +91,7 @@ impl BodyRewriter {
                 page,
                 declared: content_type.and_then(charset_param),
                 inject,
+                splice: coding == Coding::Gzip,
             },
             stats: RewriteStats::default(),
         })
@@ -119,7 +122,8 @@ impl BodyRewriter {
         decoder.write(input, &mut |plain| {
             feed(stage, plain, &mut plain_out, start)
         })?;
-        self.encode(plain_out)
+        let splice = self.take_splice();
+        self.encode(plain_out, splice)
     }
 
     /// Ends the body; returns the last output.
@@ -146,22 +150,48 @@ impl BodyRewriter {
             }
             self.stats = rewriter.finish(&mut plain_out)?;
         }
+        let splice = self.take_splice();
         if let Stage::Appending { utf8 } = self.stage {
             if let Some(f) = self.start.inject.take() {
-                ascii_html(&f(&self.stats), utf8, &mut plain_out);
+                ascii_html(f(&self.stats).html(), utf8, &mut plain_out);
             }
         }
-        let mut out = self.encode(plain_out)?;
+        let mut out = self.encode(plain_out, splice)?;
         if let Some(enc) = self.encoder.take() {
             enc.finish(&mut out)?;
         }
         Ok(out)
     }
 
-    fn encode(&mut self, plain: Vec<u8>) -> Result<Vec<u8>, RewriteError> {
+    /// Where the rewriter left the injection for the encoder, in this call's plain output.
+    fn take_splice(&mut self) -> Option<(usize, Arc<Fragment>)> {
+        match &mut self.stage {
+            Stage::Rewriting { rewriter, .. } => rewriter.take_splice(),
+            _ => None,
+        }
+    }
+
+    /// Encodes `plain`, with the injection spliced in at the given index.
+    fn encode(
+        &mut self,
+        plain: Vec<u8>,
+        splice: Option<(usize, Arc<Fragment>)>,
+    ) -> Result<Vec<u8>, RewriteError> {
         let Some(enc) = self.encoder.as_mut() else {
             return Err(RewriteError::Finished);
         };
+        if let Some((at, f)) = splice {
+            let (before, after) = plain.split_at(at.min(plain.len()));
+            let mut out = Vec::with_capacity(plain.len() / 2 + 64);
+            if !before.is_empty() {
+                enc.write(before, &mut out)?;
+            }
+            enc.insert(&f, &mut out)?;
+            if !after.is_empty() {
+                enc.write(after, &mut out)?;
+            }
+            return Ok(out);
+        }
         // Identity: the rewritten bytes are the output (no copy into a second buffer).
         if enc.is_identity() || plain.is_empty() {
             return Ok(plain);
@@ -291,13 +321,17 @@ fn feed_end_of_sniff(
             )
         }
     };
-    let rewriter = Box::new(PageRewriter::with_injection(
+    let mut rewriter = PageRewriter::with_injection(
         start.policy.clone(),
         start.blocked.clone(),
         start.page.clone(),
         charset,
         start.inject.take(),
-    ));
+    );
+    if start.splice {
+        rewriter = rewriter.splice_injection();
+    }
+    let rewriter = Box::new(rewriter);
     *stage = Stage::Rewriting {
         transcoder,
         rewriter,
@@ -350,7 +384,8 @@ mod tests {
         let mut compressed = Vec::new();
         enc.write(body, &mut compressed).unwrap();
         enc.finish(&mut compressed).unwrap();
-        let inject: Injection = Box::new(|_: &RewriteStats| "<p>Einstellungen ä €</p>".into());
+        let inject: Injection =
+            Box::new(|_: &RewriteStats| Arc::new(Fragment::new("<p>Einstellungen ä €</p>")));
         let mut br =
             BodyRewriter::new(policy, blocked, page, coding, Some(ct), Some(inject)).unwrap();
         let (mut out, mut passed) = (Vec::new(), 0);
@@ -364,6 +399,77 @@ mod tests {
         }
         out.extend(br.finish().unwrap());
         (crate::codec::decode_all(coding, &out).unwrap(), passed)
+    }
+
+    /// No decision, with a banner: for gzip the encoder splices in the banner's own deflate
+    /// blocks where the rewriter marks the spot; decoded, the page is byte for byte what the
+    /// identity path writes through lol_html, in any chunking, wherever the banner goes
+    /// (before `</body>`, at the end without one, after scripts that were held back). Where
+    /// the page is not UTF-8 at that point the banner is encoded with the page instead.
+    #[test]
+    fn banner_spliced_into_gzip_reads_as_written_inline() {
+        let utf8 = Some("text/html; charset=utf-8");
+        let pages = [
+            (utf8, format!("<body>{PAGE}<p>x</p></body></html>\n"), true),
+            (
+                None,
+                format!("<meta charset=utf-8>{PAGE}<p>no body end tag"),
+                true,
+            ),
+            (
+                utf8,
+                "<body><script>var a=1;</script></body><script>var b=2;</script>".into(),
+                true,
+            ),
+            (utf8, String::new(), true),
+            (
+                None,
+                "<body><p>Gr\u{fc}\u{df}e</p></body>".to_string(),
+                false,
+            ),
+        ];
+        let banner = Arc::new(Fragment::new(
+            "<div id=cg>Datenschutz ✓ ’</div>".repeat(200),
+        ));
+        let policy =
+            Arc::new(Policy::new(Catalog::builtin().unwrap(), RewriteLimits::default()).unwrap());
+        let blocked = policy.blocked(&Decision::undecided());
+        let page = url::Url::parse("https://site.test/").unwrap();
+        let rewrite = |coding: Coding, ct: Option<&str>, body: &[u8], chunk: usize| {
+            let mut enc = Encoder::new(coding).unwrap();
+            let mut compressed = Vec::new();
+            enc.write(body, &mut compressed).unwrap();
+            enc.finish(&mut compressed).unwrap();
+            let b = banner.clone();
+            let inject: Injection = Box::new(move |_: &RewriteStats| b);
+            let mut br = BodyRewriter::new(
+                policy.clone(),
+                blocked.clone(),
+                page.clone(),
+                coding,
+                ct,
+                Some(inject),
+            )
+            .unwrap();
+            let mut out = Vec::new();
+            for c in compressed.chunks(chunk) {
+                out.extend(br.write(c).unwrap());
+            }
+            out.extend(br.finish().unwrap());
+            (crate::codec::decode_all(coding, &out).unwrap(), out)
+        };
+        for (ct, html, spliced) in &pages {
+            let (want, _) = rewrite(Coding::Identity, *ct, html.as_bytes(), 1 << 20);
+            let want = String::from_utf8_lossy(&want);
+            assert_eq!(want.matches("<div id=cg>").count(), 200, "{html}");
+            for chunk in [1, 3, 7, 64, 1 << 20] {
+                let (got, gz) = rewrite(Coding::Gzip, *ct, html.as_bytes(), chunk);
+                assert_eq!(String::from_utf8_lossy(&got), want, "chunk {chunk}: {html}");
+                let blocks = banner.deflated().unwrap();
+                let found = gz.windows(blocks.len()).any(|w| w == blocks);
+                assert_eq!(found, *spliced, "chunk {chunk}: {html}");
+            }
+        }
     }
 
     #[test]

@@ -22,6 +22,7 @@ use lol_html::send::{ElementContentHandlers, HtmlRewriter, Settings};
 use lol_html::{AsciiCompatibleEncoding, DocumentContentHandlers, MemorySettings, OutputSink};
 use std::borrow::Cow;
 
+use crate::codec::Fragment;
 use crate::error::RewriteError;
 use crate::matcher::ServiceSet;
 use crate::policy::{element_rule, ElementRule, Policy, UrlAttr, UrlKind};
@@ -97,6 +98,12 @@ struct DocCtx {
     input_at: usize,
     /// Start tags that were not in `input` and were read through lol_html's attributes.
     raw_misses: u32,
+    /// The caller inserts the injection itself (`PageRewriter::splice_injection`).
+    splice_injection: bool,
+    /// Where the injection goes: an absolute output position until the bytes before it are
+    /// handed over, then an index into the caller's buffer (`splice_ready`).
+    splice_at: Option<(usize, Arc<Fragment>)>,
+    splice_ready: Option<(usize, Arc<Fragment>)>,
 }
 
 /// At most this much input is kept for a start tag still being parsed: a longer tag is read
@@ -136,7 +143,21 @@ impl DocCtx {
             input: Vec::new(),
             input_at: 0,
             raw_misses: 0,
+            splice_injection: false,
+            splice_at: None,
+            splice_ready: None,
         }
+    }
+
+    /// Places the injection at the current end of the output: marked for the caller to
+    /// insert when it splices (nothing held back, UTF-8 output, so the fragment's bytes are
+    /// the page's), else handed back to be written through lol_html.
+    fn place_injection(&mut self, f: Arc<Fragment>) -> Option<Arc<Fragment>> {
+        if self.splice_injection && self.hold.is_none() && self.encoding == encoding_rs::UTF_8 {
+            self.splice_at = Some((self.flushed + self.out.len(), f));
+            return None;
+        }
+        Some(f)
     }
 
     /// Drops the input no start tag still being parsed can lie in: everything before the last
@@ -237,6 +258,13 @@ impl SharedSink {
             Some(h) => h.saturating_sub(d.flushed).min(d.out.len()),
             None => d.out.len(),
         };
+        // Before the early return: the mark may sit right after bytes already handed over.
+        if let Some((at, f)) = d.splice_at.take() {
+            match at.checked_sub(d.flushed) {
+                Some(i) if i <= ready => d.splice_ready = Some((out.len() + i, f)),
+                _ => d.splice_at = Some((at, f)),
+            }
+        }
         if ready == 0 {
             return;
         }
@@ -347,12 +375,32 @@ impl PageRewriter {
         rw.end()?;
         self.sink.take_into(out);
         let mut d = lock(&self.ctx);
+        // Everything is handed over at the end, so a mark is always ready by now; were it not,
+        // the injection still goes out (at the end) rather than being lost.
+        if let Some((_, f)) = d.splice_at.take() {
+            debug_assert!(false, "injection mark not handed over");
+            d.splice_ready = Some((out.len(), f));
+        }
         d.stats.origins = d.urls.take_origins();
         Ok(d.stats.clone())
     }
 
     pub fn stats(&self) -> RewriteStats {
         lock(&self.ctx).stats.clone()
+    }
+
+    /// The injection is not written into the output: `take_splice` says where it goes, so the
+    /// caller can insert an encoded form it keeps (see `codec::Fragment`). Only where the
+    /// output is UTF-8 at that point; otherwise it is written inline as without this.
+    pub fn splice_injection(self) -> Self {
+        lock(&self.ctx).splice_injection = true;
+        self
+    }
+
+    /// Where the injection goes, as an index into the `out` of the `write` or `finish` call
+    /// that appended the bytes before it; taken once.
+    pub fn take_splice(&mut self) -> Option<(usize, Arc<Fragment>)> {
+        lock(&self.ctx).splice_ready.take()
     }
 }
 
@@ -379,7 +427,7 @@ type InjectSlot = Arc<Mutex<Option<Injection>>>;
 
 /// HTML to insert before `</body>` (or at the end when there is none), rendered from what the
 /// rewrite saw (e.g. which chat widgets it neutralized).
-pub type Injection = Box<dyn FnOnce(&RewriteStats) -> String + Send>;
+pub type Injection = Box<dyn FnOnce(&RewriteStats) -> Arc<Fragment> + Send>;
 
 /// How deep `<noscript>` passes nest. A browser without JavaScript parses noscript inside
 /// noscript as markup, so each level gets a pass of its own; deeper content is dropped.
@@ -430,15 +478,19 @@ fn settings<'s>(
             if let Some(p) = d.script.take() {
                 d.finish_script(p, None)?;
             }
-            let stats = d.stats.clone();
             // `end.append` writes through the sink, which takes the lock.
             drop(d);
-            if let Some(f) = inject.and_then(|i| i.lock().unwrap_or_else(|e| e.into_inner()).take())
-            {
-                tail.push_str(&f(&stats));
-            }
             if !tail.is_empty() {
                 end.append(&tail, ContentType::Html);
+            }
+            if let Some(f) = inject.and_then(|i| i.lock().unwrap_or_else(|e| e.into_inner()).take())
+            {
+                let mut d = lock(&c3);
+                let f = f(&d.stats);
+                if let Some(f) = d.place_injection(f) {
+                    drop(d);
+                    end.append(f.html(), ContentType::Html);
+                }
             }
             Ok(())
         },
@@ -477,8 +529,11 @@ fn on_body(ctx: &Ctx, inject: &InjectSlot, el: &mut El<'_, '_>) -> HandlerResult
     el.on_end_tag(Box::new(move |end: &mut EndTag<'_>| {
         let f = inject.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(f) = f {
-            let stats = lock(&c).stats.clone();
-            end.before(&f(&stats), ContentType::Html);
+            let mut d = lock(&c);
+            let f = f(&d.stats);
+            if let Some(f) = d.place_injection(f) {
+                end.before(f.html(), ContentType::Html);
+            }
         }
         Ok(())
     }))?;
@@ -1543,7 +1598,10 @@ basis = "DPF"
             page,
             Charset::default(),
             Some(Box::new(|stats: &RewriteStats| {
-                format!("<div id=cg seen={}></div>", stats.seen.iter().count())
+                Arc::new(Fragment::new(format!(
+                    "<div id=cg seen={}></div>",
+                    stats.seen.iter().count()
+                )))
             })),
         );
         let mut out = Vec::new();
@@ -1771,7 +1829,10 @@ mod golden {
         }
         let page = url::Url::parse("https://shop.example/dir/page.html").unwrap();
         let inject: Injection = Box::new(|s: &RewriteStats| {
-            format!("<div id=cg n={} seen={:?}></div>", s.neutralized, s.seen)
+            Arc::new(Fragment::new(format!(
+                "<div id=cg n={} seen={:?}></div>",
+                s.neutralized, s.seen
+            )))
         });
         let charset = Charset {
             encoding: AsciiCompatibleEncoding::utf_8(),

@@ -431,6 +431,63 @@ fn decompress(coding: &str, data: &[u8]) -> Vec<u8> {
     out
 }
 
+/// A page a browser navigates to gets the banner in every coding, and decoded it is the same
+/// page as the uncompressed one (gzip splices in the banner's deflate blocks, made once per
+/// consent state; the second request reuses them).
+#[tokio::test]
+async fn the_banner_reads_the_same_in_every_coding() {
+    let page = format!(
+        "<!doctype html><html><head><meta charset=utf-8></head><body>{}<script src=\"{ZD}\"></script><p>after</p></body></html>",
+        "<p>filler</p>".repeat(500)
+    );
+    let mut plain_pages = Vec::new();
+    for coding in ["identity", "gzip", "deflate", "br", "zstd"] {
+        let body = match coding {
+            "identity" => page.clone().into_bytes(),
+            c => compress(c, page.as_bytes()),
+        };
+        let o = origin(move |_| {
+            let r = OriginResponse::html("").with_body(body.clone());
+            match coding {
+                "identity" => r,
+                c => r.header("content-encoding", c),
+            }
+        })
+        .await;
+        let g = gate(o.addr).await;
+        for round in 0..2 {
+            let got = fetch_req(
+                g.addr,
+                get(g.addr, "/")
+                    .header("accept-encoding", coding)
+                    .header("sec-fetch-dest", "document"),
+            )
+            .await;
+            let plain = match coding {
+                "identity" => got.body.to_vec(),
+                c => {
+                    assert_eq!(got.header("content-encoding"), Some(c));
+                    decompress(c, &got.body)
+                }
+            };
+            let plain = String::from_utf8(plain).unwrap();
+            assert_eq!(
+                plain.matches("id=\"consentgate-banner\"").count(),
+                1,
+                "{coding}"
+            );
+            let banner_at = plain.find("id=\"consentgate-banner\"").unwrap();
+            assert!(banner_at > plain.find("<p>after</p>").unwrap(), "{coding}");
+            assert!(plain.ends_with("</body></html>"), "{coding} {round}");
+            plain_pages.push((coding, round, plain));
+        }
+    }
+    let (_, _, first) = &plain_pages[0];
+    for (coding, round, p) in &plain_pages {
+        assert_eq!(p, first, "{coding} round {round}");
+    }
+}
+
 #[tokio::test]
 async fn compressed_pages_are_decoded_rewritten_and_reencoded() {
     let page = format!(

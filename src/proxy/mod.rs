@@ -35,7 +35,7 @@ use tokio::net::TcpListener;
 pub use body::{BoxError, ProxyBody};
 
 use crate::banner::{self, BannerOptions};
-use crate::codec::Coding;
+use crate::codec::{Coding, Fragment};
 use crate::config::{Config, HostHeader};
 use crate::decision::{cookie_value, CookieSigner, Decision};
 use crate::i18n::Languages;
@@ -78,7 +78,7 @@ pub struct Proxy {
     /// The origin's addresses, balanced with passive health.
     upstreams: upstreams::Upstreams,
     /// Rendered banners: rendering and escaping cost more than the rewrite of a small page.
-    banner_cache: Arc<StateCache<BannerKey, Arc<str>>>,
+    banner_cache: Arc<StateCache<BannerKey, Arc<Fragment>>>,
     /// Our CSP header by consent-state tag (sorting and joining every consented service's
     /// sources cost more than proxying a small page); `None` if it is not a valid header.
     csp_cache: StateCache<String, Option<HeaderValue>>,
@@ -795,7 +795,8 @@ impl Proxy {
     /// rewrite knows which widgets the page had.
     ///
     /// The HTML depends only on the consent state (which `state` names), whether the visitor
-    /// has a receipt, and the facades: it is rendered once per such key and then reused.
+    /// has a receipt, and the facades: it is rendered once per such key and then reused, and so
+    /// is its deflate form for gzip responses (`codec::Fragment`).
     fn injection(&self, v: &Visitor, blocked: &ServiceSet, state: &str) -> Injection {
         let (policy, languages, opts, cache) = (
             self.policy.clone(),
@@ -812,7 +813,7 @@ impl Proxy {
                 .filter(|i| policy.catalog.get(*i).is_some_and(|s| s.facade.is_some()))
                 .collect();
             let key = (state, v.decision.receipt.is_some(), facades);
-            let html = cache.get_or(&key, || {
+            cache.get_or(&key, || {
                 let view = banner::View {
                     catalog: &policy.catalog,
                     decision: &v.decision,
@@ -822,9 +823,8 @@ impl Proxy {
                     gpc: v.gpc,
                 };
                 let r = banner::render(&view, &key.2);
-                Arc::from(r.html)
-            });
-            html.to_string()
+                Arc::new(Fragment::new(r.html))
+            })
         })
     }
 

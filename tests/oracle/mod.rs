@@ -22,6 +22,7 @@ use markup5ever_rcdom::{Handle, NodeData, RcDom};
 use url::Url;
 
 use consentgate::catalog::{Catalog, Purpose};
+use consentgate::codec::Fragment;
 use consentgate::decision::Decision;
 use consentgate::matcher::ServiceSet;
 use consentgate::policy::{Policy, RewriteLimits};
@@ -739,14 +740,28 @@ pub fn rewrite(
         blocked.clone(),
         page(),
         Charset::default(),
-        Some(Box::new(|_: &RewriteStats| INJECT.to_string())),
+        Some(Box::new(|_: &RewriteStats| Arc::new(Fragment::new(INJECT)))),
     );
+    // Fed in chunks, the injection is spliced in where the rewriter marks it (as the proxy
+    // does for gzip); in one piece, lol_html writes it.
+    let splice = chunk != 0;
+    if splice {
+        rw = rw.splice_injection();
+    }
     let mut out = Vec::with_capacity(html.len() + 256);
     let size = if chunk == 0 { html.len().max(1) } else { chunk };
+    let insert = |rw: &mut PageRewriter, out: &mut Vec<u8>| {
+        if let Some((at, f)) = rw.take_splice() {
+            assert!(splice, "a splice mark without splice_injection");
+            out.splice(at..at, f.html().bytes());
+        }
+    };
     for c in html.chunks(size) {
         rw.write(c, &mut out).map_err(|e| e.to_string())?;
+        insert(&mut rw, &mut out);
     }
     rw.finish(&mut out).map_err(|e| e.to_string())?;
+    insert(&mut rw, &mut out);
     Ok(out)
 }
 
