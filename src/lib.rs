@@ -13,6 +13,7 @@ pub mod decision;
 pub mod demo;
 pub mod discovery;
 pub mod error;
+pub mod gzappend;
 pub mod i18n;
 pub mod matcher;
 pub mod metrics;

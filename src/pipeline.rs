@@ -15,6 +15,7 @@ use lol_html::AsciiCompatibleEncoding;
 
 use crate::codec::{Coding, Decoder, Encoder, Fragment};
 use crate::error::RewriteError;
+use crate::gzappend::GzipAppend;
 use crate::matcher::ServiceSet;
 use crate::policy::Policy;
 use crate::rewrite::{Charset, Injection, PageRewriter, RewriteStats};
@@ -41,6 +42,21 @@ pub struct BodyRewriter {
     stage: Stage,
     start: Start,
     stats: RewriteStats,
+    /// Nothing blocked, gzip: the compressed page passes through and the injection is
+    /// appended to the stream (see `gzappend`), unless its first bytes rule that out. The
+    /// decoder and encoder are made only if they do (a pooled deflate stream dropped unused
+    /// would leave the pool).
+    gz_pass: Option<GzPass>,
+    coding: Coding,
+    max_ratio: Option<u64>,
+}
+
+struct GzPass {
+    append: GzipAppend,
+    /// The compressed input until the page's first bytes are known; `None` after.
+    held: Option<Vec<u8>>,
+    /// The page is UTF-8 (else the injection goes as ASCII with character references).
+    utf8: bool,
 }
 
 /// What starting the page rewriter needs once the encoding is settled.
@@ -81,9 +97,17 @@ impl BodyRewriter {
         content_type: Option<&str>,
         inject: Option<Injection>,
     ) -> Result<Self, RewriteError> {
+        let gz_pass = coding == Coding::Gzip && blocked.is_empty();
+        let (decoder, encoder) = if gz_pass {
+            (None, None)
+        } else {
+            (Some(Decoder::new(coding)?), Some(Encoder::new(coding)?))
+        };
         Ok(BodyRewriter {
-            decoder: Some(Decoder::new(coding)?),
-            encoder: Some(Encoder::new(coding)?),
+            decoder,
+            encoder,
+            coding,
+            max_ratio: None,
             stage: Stage::Sniffing(Vec::new()),
             start: Start {
                 policy,
@@ -94,12 +118,18 @@ impl BodyRewriter {
                 splice: coding == Coding::Gzip,
             },
             stats: RewriteStats::default(),
+            gz_pass: gz_pass.then(|| GzPass {
+                append: GzipAppend::new(),
+                held: Some(Vec::new()),
+                utf8: false,
+            }),
         })
     }
 
     /// Refuses bodies that decompress to more than `ratio` times their size (compression bombs).
     pub fn with_decompression_ratio(mut self, ratio: u64) -> Self {
         self.decoder = self.decoder.map(|d| d.with_max_ratio(ratio));
+        self.max_ratio = Some(ratio);
         self
     }
 
@@ -114,6 +144,53 @@ impl BodyRewriter {
 
     /// Feeds compressed input; returns compressed output ready so far (maybe empty).
     pub fn write(&mut self, input: &[u8]) -> Result<Vec<u8>, RewriteError> {
+        if self.gz_pass.is_some() {
+            return self.write_gz_pass(input, false);
+        }
+        self.write_decoded(input)
+    }
+
+    /// The gzip pass-through: holds the input until the page's first bytes settle its
+    /// encoding (as `feed_end_of_sniff` does), then passes it on; a page that needs
+    /// transcoding falls back to decoding, with everything held so far.
+    fn write_gz_pass(&mut self, input: &[u8], last: bool) -> Result<Vec<u8>, RewriteError> {
+        let mut out = Vec::new();
+        let Some(p) = self.gz_pass.as_mut() else {
+            return Ok(out);
+        };
+        let Some(held) = p.held.as_mut() else {
+            p.append.write(input, &mut out)?;
+            return Ok(out);
+        };
+        held.extend_from_slice(input);
+        let head = match crate::gzappend::peek_plain(held, UTF8_BOM.len())? {
+            Some(head) => head,
+            None if last => Vec::new(),
+            None => return Ok(out),
+        };
+        let bom = Encoding::for_bom(&head).map(|(e, _)| e);
+        let (encoding, from_meta) = match (bom, self.start.declared) {
+            (Some(e), _) => (e, false),
+            (None, Some(e)) => (e, false),
+            (None, None) => (encoding_rs::WINDOWS_1252, true),
+        };
+        let held = p.held.take().unwrap_or_default();
+        if !encoding.is_ascii_compatible() {
+            self.gz_pass = None;
+            let mut decoder = Decoder::new(self.coding)?;
+            if let Some(r) = self.max_ratio {
+                decoder = decoder.with_max_ratio(r);
+            }
+            self.decoder = Some(decoder);
+            self.encoder = Some(Encoder::new(self.coding)?);
+            return self.write_decoded(&held);
+        }
+        p.utf8 = encoding == encoding_rs::UTF_8 && !from_meta;
+        p.append.write(&held, &mut out)?;
+        Ok(out)
+    }
+
+    fn write_decoded(&mut self, input: &[u8]) -> Result<Vec<u8>, RewriteError> {
         let mut plain_out = Vec::new();
         let Some(decoder) = self.decoder.as_mut() else {
             return Err(RewriteError::Finished);
@@ -128,6 +205,27 @@ impl BodyRewriter {
 
     /// Ends the body; returns the last output.
     pub fn finish(&mut self) -> Result<Vec<u8>, RewriteError> {
+        if self.gz_pass.is_some() {
+            // Settles the encoding of a page that ended before its first bytes did.
+            let mut out = self.write_gz_pass(&[], true)?;
+            if let Some(p) = self.gz_pass.take() {
+                let mut tail = Vec::new();
+                if let Some(f) = self.start.inject.take() {
+                    ascii_html(f(&self.stats).html(), p.utf8, &mut tail);
+                }
+                self.decoder = None;
+                self.encoder = None;
+                p.append.finish(&tail, &mut out)?;
+                return Ok(out);
+            }
+            let mut rest = self.finish_decoded()?;
+            out.append(&mut rest);
+            return Ok(out);
+        }
+        self.finish_decoded()
+    }
+
+    fn finish_decoded(&mut self) -> Result<Vec<u8>, RewriteError> {
         let mut plain_out = Vec::new();
         let Some(decoder) = self.decoder.take() else {
             return Err(RewriteError::Finished);
@@ -469,6 +567,72 @@ mod tests {
                 let found = gz.windows(blocks.len()).any(|w| w == blocks);
                 assert_eq!(found, *spliced, "chunk {chunk}: {html}");
             }
+        }
+    }
+
+    /// Full consent, gzip: the origin's compressed bytes go on as they came (but for the last
+    /// block's BFINAL bit and the end), with the injection appended to the stream; a UTF-16
+    /// page (found by its BOM, which takes inflating the first bytes) is decoded and
+    /// transcoded as before.
+    #[test]
+    fn full_consent_gzip_passes_the_compressed_page() {
+        let policy =
+            Arc::new(Policy::new(Catalog::builtin().unwrap(), RewriteLimits::default()).unwrap());
+        let mut d = Decision::undecided();
+        for i in 0..policy.catalog.len() {
+            d.granted.insert(i);
+        }
+        d.decided = true;
+        let blocked = policy.blocked(&d);
+        let page = url::Url::parse("https://site.test/").unwrap();
+        let run = |ct: &str, body: &[u8], chunk: usize| {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            std::io::Write::write_all(&mut e, body).unwrap();
+            let gz = e.finish().unwrap();
+            let inject: Injection =
+                Box::new(|_: &RewriteStats| Arc::new(Fragment::new("<p>Einstellungen ä</p>")));
+            let mut br = BodyRewriter::new(
+                policy.clone(),
+                blocked.clone(),
+                page.clone(),
+                Coding::Gzip,
+                Some(ct),
+                Some(inject),
+            )
+            .unwrap();
+            let mut out = Vec::new();
+            for c in gz.chunks(chunk) {
+                out.extend(br.write(c).unwrap());
+            }
+            out.extend(br.finish().unwrap());
+            let plain = crate::codec::decode_all(Coding::Gzip, &out).unwrap();
+            (gz, out, plain)
+        };
+        let html = "<p>Grüße, consent</p>\n".repeat(3000);
+        for chunk in [1, 2, 3, 100, 1 << 20] {
+            let (gz, out, plain) = run("text/html; charset=utf-8", html.as_bytes(), chunk);
+            assert_eq!(plain, format!("{html}<p>Einstellungen ä</p>").as_bytes());
+            let same = gz.iter().zip(&out).filter(|(a, b)| a == b).count();
+            assert!(
+                same + 16 > gz.len(),
+                "chunk {chunk}: {same} of {}",
+                gz.len()
+            );
+            let (_, _, plain) = run("text/html", html.as_bytes(), chunk);
+            assert!(
+                plain.ends_with(b"<p>Einstellungen &#228;</p>"),
+                "chunk {chunk}"
+            );
+        }
+        let mut bom_page = vec![0xFF, 0xFE];
+        for u in "<p>\u{e4}</p>".encode_utf16() {
+            bom_page.extend_from_slice(&u.to_le_bytes());
+        }
+        for chunk in [1, 4, 1 << 20] {
+            let (_, _, plain) = run("text/html", &bom_page, chunk);
+            let text = String::from_utf8(plain).unwrap();
+            assert!(text.starts_with("\u{feff}<p>\u{e4}</p>"), "{text}");
+            assert!(text.ends_with("<p>Einstellungen ä</p>"), "{text}");
         }
     }
 

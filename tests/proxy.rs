@@ -250,6 +250,54 @@ async fn full_consent_is_byte_identical_and_partial_consent_blocks_the_rest() {
     );
 }
 
+/// Full consent, gzip from the origin: the page as a browser navigates to it is the origin's
+/// compressed bytes passed on (not inflated and deflated again), with the settings control
+/// appended to the stream; the result is one valid gzip member (CRC and length checked).
+#[tokio::test]
+async fn full_consent_gzip_page_passes_compressed_with_the_control_appended() {
+    let page = format!(
+        "<!doctype html><html><head><meta charset=utf-8></head><body>{}<script src=\"{ZD}\"></script></body></html>",
+        "<p>caf\u{e9} filler</p>\n".repeat(3000)
+    );
+    let gz = compress("gzip", page.as_bytes());
+    let body = gz.clone();
+    let o = origin(move |_| {
+        OriginResponse::html("")
+            .header("content-encoding", "gzip")
+            .with_body(body.clone())
+    })
+    .await;
+    let g = gate(o.addr).await;
+    let all = consent(g.addr, "action=accept-all").await;
+    let got = fetch_req(
+        g.addr,
+        get(g.addr, "/")
+            .header("accept-encoding", "gzip")
+            .header("sec-fetch-dest", "document")
+            .header("cookie", &all),
+    )
+    .await;
+    assert_eq!(got.header("content-encoding"), Some("gzip"));
+    let plain = String::from_utf8(decompress("gzip", &got.body)).unwrap();
+    let (before, control) = plain.split_at(page.len());
+    assert_eq!(before, page);
+    assert!(
+        control.contains("data-consentgate-action=\"settings\""),
+        "{control}"
+    );
+    // All but the last block's first byte and the end are the origin's own bytes.
+    let same = gz
+        .iter()
+        .zip(got.body.iter())
+        .filter(|(a, b)| a == b)
+        .count();
+    assert!(
+        same + 16 > gz.len(),
+        "{same} of {} bytes passed on",
+        gz.len()
+    );
+}
+
 #[tokio::test]
 async fn tampered_cookie_means_no_decision() {
     let html = "<iframe src=\"https://www.youtube.com/embed/x\"></iframe>";

@@ -1,0 +1,673 @@
+//! Appending to a gzip body without re-compressing it (the idea of zlib's `gzappend`): the
+//! origin's deflate blocks pass through as they are, except that the last block's BFINAL bit is
+//! cleared; the appended bytes follow as a stored block that ends the stream, and the trailer's
+//! CRC-32 and length are combined from the origin's and the appended bytes'. A fully consented
+//! gzip page then costs a scan of its Huffman codes instead of an inflate and a deflate.
+//!
+//! Finding a block's end needs its codes decoded (deflate marks no boundaries), so `Scanner`
+//! decodes symbols without producing any output: it only tracks bit positions. It resumes at
+//! symbol granularity when input arrives in pieces, so the body streams through holding at most
+//! a few hundred bytes. Anything that is not a well-formed single gzip member is an error, as
+//! for a decoder.
+
+use crate::error::RewriteError;
+
+fn bad(msg: &'static str) -> RewriteError {
+    RewriteError::Decode {
+        encoding: "gzip",
+        source: std::io::Error::new(std::io::ErrorKind::InvalidData, msg),
+    }
+}
+
+/// A canonical Huffman code: codes up to `FAST_BITS` long are looked up in one step, longer
+/// ones bit by bit (as in zlib's `puff`).
+struct Huffman {
+    /// Number of codes of each length (index 0 unused).
+    count: [u16; 16],
+    /// Symbols ordered by code.
+    symbol: Vec<u16>,
+    /// Indexed by the next `FAST_BITS` input bits: (symbol, length), length 0 when longer.
+    fast: Vec<(u16, u8)>,
+}
+
+const FAST_BITS: u32 = 10;
+
+impl Huffman {
+    fn new(lengths: &[u8]) -> Result<Self, RewriteError> {
+        let mut count = [0u16; 16];
+        for &l in lengths {
+            count[usize::from(l)] += 1;
+        }
+        count[0] = 0;
+        // Over-subscribed codes are invalid; incomplete ones fail when a missing code is met.
+        let mut left: i32 = 1;
+        for &c in &count[1..] {
+            left = (left << 1) - i32::from(c);
+            if left < 0 {
+                return Err(bad("over-subscribed Huffman code"));
+            }
+        }
+        let mut offs = [0u16; 16];
+        for len in 1..15 {
+            offs[len + 1] = offs[len] + count[len];
+        }
+        let mut symbol = vec![0u16; lengths.len()];
+        for (s, &l) in lengths.iter().enumerate() {
+            if l != 0 {
+                symbol[usize::from(offs[usize::from(l)])] = s as u16;
+                offs[usize::from(l)] += 1;
+            }
+        }
+        // Codes in canonical order, reversed into the order deflate sends their bits.
+        let mut fast = vec![(0u16, 0u8); 1 << FAST_BITS];
+        let (mut code, mut index) = (0u32, 0usize);
+        for len in 1..=FAST_BITS {
+            for _ in 0..count[len as usize] {
+                let rev = code.reverse_bits() >> (32 - len);
+                let mut k = rev;
+                while k < (1 << FAST_BITS) {
+                    fast[k as usize] = (symbol[index], len as u8);
+                    k += 1 << len;
+                }
+                code += 1;
+                index += 1;
+            }
+            code <<= 1;
+        }
+        Ok(Huffman {
+            count,
+            symbol,
+            fast,
+        })
+    }
+
+    /// The next symbol at bit `pos`, and its length; `None` when more input is needed.
+    fn decode(&self, r: &Bits<'_>, pos: usize) -> Result<Option<(u16, u32)>, RewriteError> {
+        let avail = r.avail(pos);
+        let peek = r.peek(pos, FAST_BITS.min(avail));
+        let (sym, len) = self.fast[(peek & ((1 << FAST_BITS) - 1)) as usize];
+        if len != 0 && u32::from(len) <= avail {
+            return Ok(Some((sym, u32::from(len))));
+        }
+        let (mut code, mut first, mut index) = (0i32, 0i32, 0i32);
+        for len in 1..16u32 {
+            if len > avail {
+                return Ok(None);
+            }
+            code |= r.peek(pos + len as usize - 1, 1) as i32;
+            let count = i32::from(self.count[len as usize]);
+            if code - count < first {
+                let i = (index + code - first) as usize;
+                return Ok(Some((self.symbol[i], len)));
+            }
+            index += count;
+            first = (first + count) << 1;
+            code <<= 1;
+        }
+        Err(bad("invalid Huffman code"))
+    }
+}
+
+/// Bits of a byte buffer, least significant bit first, as deflate packs them.
+struct Bits<'a>(&'a [u8]);
+
+impl Bits<'_> {
+    fn avail(&self, pos: usize) -> u32 {
+        (self.0.len() * 8).saturating_sub(pos).min(64) as u32
+    }
+
+    /// `n` (at most 32) bits from `pos`; bits past the end read as 0.
+    fn peek(&self, pos: usize, n: u32) -> u32 {
+        let (byte, shift) = (pos / 8, pos % 8);
+        let v = match self.0.get(byte..byte + 8) {
+            Some(b) => u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]),
+            None => {
+                let mut v = 0u64;
+                for (i, b) in self.0.iter().skip(byte).take(5).enumerate() {
+                    v |= u64::from(*b) << (8 * i);
+                }
+                v
+            }
+        };
+        ((v >> shift) & ((1u64 << n) - 1)) as u32
+    }
+}
+
+const LEN_EXTRA: [u8; 29] = [
+    0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 0,
+];
+const DIST_EXTRA: [u8; 30] = [
+    0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13,
+    13,
+];
+const CL_ORDER: [usize; 19] = [
+    16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15,
+];
+
+/// A Huffman block's literal/length and distance codes.
+type Codes = (Huffman, Huffman);
+
+enum Block {
+    /// At a block header.
+    Header,
+    /// Inside a stored block: bytes left to skip (after its length fields).
+    Stored(usize),
+    /// Inside a Huffman block.
+    Codes(Box<Codes>),
+}
+
+/// Walks a raw deflate stream held in a buffer, to the bit.
+struct Scanner {
+    block: Block,
+    /// The block being walked is the last one (its BFINAL bit was set).
+    last: bool,
+    /// Bit position of the current block's header, while it is the one being read.
+    header_at: usize,
+}
+
+/// What the scanner found in the bytes it was given.
+enum Step {
+    /// Needs more input; everything before bit `pos` is walked.
+    More,
+    /// A block header at bit `at`, with BFINAL set: the last block.
+    LastHeader { at: usize },
+    /// The last block ended at bit `end`.
+    End { end: usize },
+}
+
+impl Scanner {
+    fn new() -> Self {
+        Scanner {
+            block: Block::Header,
+            last: false,
+            header_at: 0,
+        }
+    }
+
+    /// Walks from bit `*pos` as far as the input allows, stopping early at the last block's
+    /// header (so its BFINAL bit can be cleared before the byte leaves).
+    fn walk(&mut self, buf: &[u8], pos: &mut usize) -> Result<Step, RewriteError> {
+        let r = Bits(buf);
+        loop {
+            match &mut self.block {
+                Block::Header => {
+                    let Some((p, block, last)) = read_header(&r, *pos)? else {
+                        return Ok(Step::More);
+                    };
+                    let at = *pos;
+                    self.header_at = at;
+                    *pos = p;
+                    self.block = block;
+                    if last {
+                        self.last = true;
+                        return Ok(Step::LastHeader { at });
+                    }
+                }
+                Block::Stored(left) => {
+                    let have = (buf.len() * 8).saturating_sub(*pos) / 8;
+                    let n = have.min(*left);
+                    *left -= n;
+                    *pos += n * 8;
+                    if *left > 0 {
+                        return Ok(Step::More);
+                    }
+                    if let Some(step) = self.block_done(*pos) {
+                        return Ok(step);
+                    }
+                }
+                Block::Codes(codes) => {
+                    let (lit, dist) = (&codes.0, &codes.1);
+                    loop {
+                        // One symbol with its extra bits and distance, or nothing.
+                        let mut p = *pos;
+                        let Some((sym, n)) = lit.decode(&r, p)? else {
+                            return Ok(Step::More);
+                        };
+                        p += n as usize;
+                        if sym < 256 {
+                            *pos = p;
+                            continue;
+                        }
+                        if sym == 256 {
+                            *pos = p;
+                            break;
+                        }
+                        let li = usize::from(sym - 257);
+                        let extra = *LEN_EXTRA.get(li).ok_or_else(|| bad("invalid length"))?;
+                        p += usize::from(extra);
+                        let Some((d, n)) = dist.decode(&r, p)? else {
+                            return Ok(Step::More);
+                        };
+                        p += n as usize;
+                        let dextra = *DIST_EXTRA
+                            .get(usize::from(d))
+                            .ok_or_else(|| bad("invalid distance"))?;
+                        p += usize::from(dextra);
+                        if p > buf.len() * 8 {
+                            return Ok(Step::More);
+                        }
+                        *pos = p;
+                    }
+                    if let Some(step) = self.block_done(*pos) {
+                        return Ok(step);
+                    }
+                }
+            }
+        }
+    }
+
+    fn block_done(&mut self, pos: usize) -> Option<Step> {
+        self.block = Block::Header;
+        self.last.then_some(Step::End { end: pos })
+    }
+}
+
+/// A block header at `pos`: where its data starts, what it is, and BFINAL. `None` when the
+/// header is not all in `r` yet.
+fn read_header(r: &Bits<'_>, pos: usize) -> Result<Option<(usize, Block, bool)>, RewriteError> {
+    if r.avail(pos) < 3 {
+        return Ok(None);
+    }
+    let last = r.peek(pos, 1) == 1;
+    let kind = r.peek(pos + 1, 2);
+    let mut p = pos + 3;
+    let block = match kind {
+        0 => {
+            p = p.div_ceil(8) * 8;
+            if r.avail(p) < 32 {
+                return Ok(None);
+            }
+            let (len, nlen) = (r.peek(p, 16), r.peek(p + 16, 16));
+            if len != !nlen & 0xffff {
+                return Err(bad("stored block length check failed"));
+            }
+            p += 32;
+            Block::Stored(len as usize)
+        }
+        1 => {
+            let mut lengths = [8u8; 288];
+            lengths[144..256].fill(9);
+            lengths[256..280].fill(7);
+            Block::Codes(Box::new((Huffman::new(&lengths)?, Huffman::new(&[5; 30])?)))
+        }
+        2 => match read_dynamic(r, p)? {
+            Some((q, codes)) => {
+                p = q;
+                Block::Codes(Box::new(codes))
+            }
+            None => return Ok(None),
+        },
+        _ => return Err(bad("invalid block type")),
+    };
+    Ok(Some((p, block, last)))
+}
+
+/// The code tables of a dynamic block whose header data starts at `pos`.
+fn read_dynamic(r: &Bits<'_>, mut p: usize) -> Result<Option<(usize, Codes)>, RewriteError> {
+    if r.avail(p) < 14 {
+        return Ok(None);
+    }
+    let nlen = r.peek(p, 5) as usize + 257;
+    let ndist = r.peek(p + 5, 5) as usize + 1;
+    let ncode = r.peek(p + 10, 4) as usize + 4;
+    p += 14;
+    if nlen > 286 || ndist > 30 {
+        return Err(bad("too many length or distance codes"));
+    }
+    let mut cl = [0u8; 19];
+    for &i in CL_ORDER.iter().take(ncode) {
+        if r.avail(p) < 3 {
+            return Ok(None);
+        }
+        cl[i] = r.peek(p, 3) as u8;
+        p += 3;
+    }
+    let clcode = Huffman::new(&cl)?;
+    let mut lengths = [0u8; 286 + 30];
+    let mut i = 0;
+    while i < nlen + ndist {
+        let Some((sym, n)) = clcode.decode(r, p)? else {
+            return Ok(None);
+        };
+        p += n as usize;
+        let (value, bits, base) = match sym {
+            0..=15 => {
+                lengths[i] = sym as u8;
+                i += 1;
+                continue;
+            }
+            16 => {
+                let prev = i
+                    .checked_sub(1)
+                    .ok_or_else(|| bad("repeat with no length"))?;
+                (lengths[prev], 2, 3)
+            }
+            17 => (0, 3, 3),
+            _ => (0, 7, 11),
+        };
+        if r.avail(p) < bits {
+            return Ok(None);
+        }
+        let times = base + r.peek(p, bits) as usize;
+        p += bits as usize;
+        if i + times > nlen + ndist {
+            return Err(bad("too many code lengths"));
+        }
+        lengths[i..i + times].fill(value);
+        i += times;
+    }
+    if lengths[256] == 0 {
+        return Err(bad("no end-of-block code"));
+    }
+    let lit = Huffman::new(&lengths[..nlen])?;
+    let dist = Huffman::new(&lengths[nlen..nlen + ndist])?;
+    Ok(Some((p, (lit, dist))))
+}
+
+enum Phase {
+    /// Reading the member header (passed on unchanged once complete).
+    Header,
+    /// Walking the deflate blocks.
+    Deflate,
+    /// The last block ended `used` bits into `buf[0]` (0: at a byte boundary, `buf[0]` is
+    /// the trailer's first byte); the trailer and anything after it are in `buf`.
+    Trailer { used: usize },
+}
+
+/// A gzip body streamed through with bytes appended at its end (see the module docs).
+pub struct GzipAppend {
+    phase: Phase,
+    /// Input not passed on yet: the header so far, the byte holding a block header not read
+    /// yet and what follows it, or the last byte and the trailer.
+    buf: Vec<u8>,
+    /// Bit position in `buf` up to which the blocks are walked.
+    pos: usize,
+    scanner: Scanner,
+}
+
+impl Default for GzipAppend {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl GzipAppend {
+    pub fn new() -> Self {
+        GzipAppend {
+            phase: Phase::Header,
+            buf: Vec::new(),
+            pos: 0,
+            scanner: Scanner::new(),
+        }
+    }
+
+    /// Feeds compressed input; appends to `out` what can go on already.
+    pub fn write(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), RewriteError> {
+        self.buf.extend_from_slice(input);
+        if let Phase::Header = self.phase {
+            let Some(n) = header_len(&self.buf)? else {
+                return Ok(());
+            };
+            out.extend_from_slice(&self.buf[..n]);
+            self.buf.drain(..n);
+            self.phase = Phase::Deflate;
+        }
+        if let Phase::Deflate = self.phase {
+            loop {
+                match self.scanner.walk(&self.buf, &mut self.pos)? {
+                    Step::More => break,
+                    Step::LastHeader { at } => {
+                        // The origin's last block is ours no longer: clear its BFINAL bit.
+                        self.buf[at / 8] &= !(1u8 << (at % 8));
+                    }
+                    Step::End { end } => {
+                        out.extend_from_slice(&self.buf[..end / 8]);
+                        self.buf.drain(..end / 8);
+                        self.phase = Phase::Trailer { used: end % 8 };
+                        self.pos = 0;
+                        return Ok(());
+                    }
+                }
+            }
+            // Whole bytes behind the walk go on; the byte the walk stands in stays.
+            let done = self.pos / 8;
+            out.extend_from_slice(&self.buf[..done]);
+            self.buf.drain(..done);
+            self.pos -= done * 8;
+        }
+        Ok(())
+    }
+
+    /// Ends the body with `tail` appended; writes the rest of the stream and the trailer.
+    pub fn finish(mut self, tail: &[u8], out: &mut Vec<u8>) -> Result<(), RewriteError> {
+        let Phase::Trailer { used } = self.phase else {
+            return Err(bad("gzip stream ends early"));
+        };
+        let deflate_end = usize::from(used > 0);
+        let trailer = self
+            .buf
+            .get(deflate_end..deflate_end + 8)
+            .ok_or_else(|| bad("gzip trailer cut short"))?;
+        let crc = u32::from_le_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
+        let size = u32::from_le_bytes([trailer[4], trailer[5], trailer[6], trailer[7]]);
+        let after = self.buf.split_off(deflate_end + 8);
+        // Stored blocks (at most 65,535 bytes each), the first one starting `used` bits into
+        // the last byte of the origin's data; only the last is final.
+        let mut pieces = tail.chunks(0xffff).peekable();
+        let mut first = true;
+        loop {
+            let piece = pieces.next().unwrap_or_default();
+            let last = pieces.peek().is_none();
+            let bfinal = u8::from(last);
+            if first && used > 0 {
+                // BFINAL at bit `used`, then BTYPE 00 and padding: one or two bytes.
+                out.push((self.buf[0] & ((1u8 << used) - 1)) | (bfinal << used));
+                if used + 3 > 8 {
+                    out.push(0);
+                }
+            } else {
+                out.push(bfinal);
+            }
+            first = false;
+            let len = piece.len() as u16;
+            out.extend_from_slice(&len.to_le_bytes());
+            out.extend_from_slice(&(!len).to_le_bytes());
+            out.extend_from_slice(piece);
+            if last {
+                break;
+            }
+        }
+        let mut sum = crc32fast::Hasher::new_with_initial_len(crc, u64::from(size));
+        let mut added = crc32fast::Hasher::new();
+        added.update(tail);
+        sum.combine(&added);
+        out.extend_from_slice(&sum.finalize().to_le_bytes());
+        out.extend_from_slice(&size.wrapping_add(tail.len() as u32).to_le_bytes());
+        // A second member after the first goes on as it came (browsers ignore it).
+        out.extend_from_slice(&after);
+        Ok(())
+    }
+}
+
+/// The first `n` bytes of the page in the gzip stream `gz` has so far (fewer if the page is
+/// shorter), or `None` while more input could still yield more. Inflates only that far.
+pub fn peek_plain(gz: &[u8], n: usize) -> Result<Option<Vec<u8>>, RewriteError> {
+    let Some(h) = header_len(gz)? else {
+        return Ok(None);
+    };
+    let mut inflate = flate2::Decompress::new(false);
+    let mut out = vec![0u8; n];
+    let status = inflate
+        .decompress(&gz[h..], &mut out, flate2::FlushDecompress::None)
+        .map_err(|_| bad("corrupt deflate data"))?;
+    let got = usize::try_from(inflate.total_out()).unwrap_or(n).min(n);
+    out.truncate(got);
+    Ok((got == n || status == flate2::Status::StreamEnd).then_some(out))
+}
+
+/// The length of the gzip member header at the start of `b` (RFC 1952 §2.3), `None` while
+/// incomplete.
+fn header_len(b: &[u8]) -> Result<Option<usize>, RewriteError> {
+    if b.len() < 10 {
+        return Ok(None);
+    }
+    if b[0] != 0x1f || b[1] != 0x8b || b[2] != 8 || b[3] & 0xe0 != 0 {
+        return Err(bad("not a gzip member header"));
+    }
+    let flags = b[3];
+    let mut n = 10;
+    if flags & 4 != 0 {
+        let Some(x) = b.get(n..n + 2) else {
+            return Ok(None);
+        };
+        n += 2 + usize::from(u16::from_le_bytes([x[0], x[1]]));
+    }
+    for bit in [8, 16] {
+        if flags & bit != 0 {
+            let Some(z) = b.get(n..).and_then(|r| memchr::memchr(0, r)) else {
+                return Ok(None);
+            };
+            n += z + 1;
+        }
+    }
+    if flags & 2 != 0 {
+        n += 2;
+    }
+    Ok((b.len() >= n).then_some(n))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    fn gunzip(data: &[u8]) -> std::io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(data).read_to_end(&mut out)?;
+        Ok(out)
+    }
+
+    /// Text with repeats (so there are matches of every distance) and noise (literals).
+    fn page(seed: u64, len: usize) -> Vec<u8> {
+        let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+        let mut out = Vec::with_capacity(len);
+        let words: [&[u8]; 6] = [
+            b"<p>consent ",
+            b"gateway ",
+            b"</div>\n",
+            b"\xc3\xa4 ",
+            b"tracker ",
+            b"<script src=x>",
+        ];
+        while out.len() < len {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            match x >> 61 {
+                0 => out.push((x >> 24) as u8),
+                1 if out.len() > 40 => {
+                    let from = (x >> 20) as usize % out.len();
+                    let n = ((x >> 8) as usize % 40).min(out.len() - from);
+                    out.extend_from_within(from..from + n);
+                }
+                _ => out.extend_from_slice(words[(x >> 33) as usize % words.len()]),
+            }
+        }
+        out.truncate(len);
+        out
+    }
+
+    fn gzip(data: &[u8], level: u32, flush_every: usize, name: bool) -> Vec<u8> {
+        let mut b = flate2::GzBuilder::new();
+        if name {
+            b = b.filename("page.html").comment("c").extra(vec![1, 2, 3]);
+        }
+        let mut e = b.write(Vec::new(), flate2::Compression::new(level));
+        for c in data.chunks(flush_every.max(1)) {
+            e.write_all(c).unwrap();
+            if flush_every > 0 {
+                e.flush().unwrap();
+            }
+        }
+        e.finish().unwrap()
+    }
+
+    fn append(gz: &[u8], chunk: usize, tail: &[u8]) -> Result<Vec<u8>, RewriteError> {
+        let mut a = GzipAppend::new();
+        let mut out = Vec::new();
+        for c in gz.chunks(chunk.max(1)) {
+            a.write(c, &mut out)?;
+        }
+        a.finish(tail, &mut out)?;
+        Ok(out)
+    }
+
+    /// Every level (stored, fixed and dynamic blocks), flushes (empty stored blocks, blocks
+    /// ending on any bit), header fields, chunkings and tail sizes (over one stored block's
+    /// 65,535 bytes too): the result is a valid gzip member of the page followed by the tail.
+    #[test]
+    fn appended_streams_decode_to_page_and_tail() {
+        let tails: [&[u8]; 3] = [
+            b"",
+            b"<a href=/__consent/settings>Privacy settings</a>",
+            &[b'x'; 70_000],
+        ];
+        let mut cases = 0;
+        for (seed, len) in [(1, 0), (2, 1), (3, 700), (4, 20_000), (5, 150_000)] {
+            let data = page(seed, len);
+            for level in [0, 1, 6, 9] {
+                for flush in [0, 997] {
+                    let gz = gzip(&data, level, flush, seed % 2 == 0);
+                    for chunk in [1, 5, 64, 4096, usize::MAX] {
+                        if chunk == 1 && len > 20_000 {
+                            continue;
+                        }
+                        for tail in tails {
+                            let out = append(&gz, chunk, tail).unwrap();
+                            let mut want = data.clone();
+                            want.extend_from_slice(tail);
+                            assert_eq!(
+                                gunzip(&out).expect("valid gzip"),
+                                want,
+                                "len {len} level {level} flush {flush} chunk {chunk}"
+                            );
+                            cases += 1;
+                        }
+                    }
+                }
+            }
+        }
+        assert!(cases > 400);
+    }
+
+    /// The origin's bytes go on as they came but for one bit: appending nothing to a stream
+    /// changes only the last block's BFINAL, the end and the trailer.
+    #[test]
+    fn the_page_passes_through() {
+        let data = page(9, 30_000);
+        let gz = gzip(&data, 6, 0, false);
+        let out = append(&gz, 4096, b"<p>end</p>").unwrap();
+        let same = gz.iter().zip(&out).filter(|(a, b)| a == b).count();
+        assert!(same >= gz.len() - 8 - 3, "{same} of {}", gz.len());
+    }
+
+    /// Truncated or damaged input is an error, never a panic or a stream that looks whole.
+    #[test]
+    fn broken_streams_are_errors() {
+        let data = page(7, 5000);
+        let gz = gzip(&data, 6, 0, false);
+        for cut in [0, 5, 10, 11, 100, gz.len() - 9, gz.len() - 8, gz.len() - 1] {
+            assert!(append(&gz[..cut], 64, b"t").is_err(), "cut at {cut}");
+        }
+        assert!(append(b"not gzip at all", 4, b"").is_err());
+        // Bit flips: an error, or (when the damage still decodes) a stream whose CRC the
+        // client checks; never a panic.
+        for i in (10..gz.len()).step_by(7) {
+            let mut bad = gz.clone();
+            bad[i] ^= 0x5a;
+            if let Ok(out) = append(&bad, 64, b"t") {
+                let _ = gunzip(&out);
+            }
+        }
+    }
+}
