@@ -464,10 +464,8 @@ mod tests {
 
     const PAGE: &str = r#"<p>Grüße</p><script src="https://static.zdassets.com/ekr/snippet.js?key=k"></script><script>var s="é";</script>"#;
 
-    /// Full consent with an injection: the page's bytes unparsed, the injection at the end in a
-    /// form every ASCII-compatible encoding reads the same. Chunks are forwarded as they came
-    /// while the rewriter `passes_through` (as the proxy does); also returns how many were.
-    fn append_only(coding: Coding, ct: &str, body: &[u8], chunk: usize) -> (Vec<u8>, usize) {
+    /// The built-in policy and what it blocks with every service granted: nothing.
+    fn full_consent() -> (Arc<Policy>, ServiceSet) {
         let policy =
             Arc::new(Policy::new(Catalog::builtin().unwrap(), RewriteLimits::default()).unwrap());
         let mut d = Decision::undecided();
@@ -477,6 +475,14 @@ mod tests {
         d.decided = true;
         let blocked = policy.blocked(&d);
         assert!(blocked.is_empty());
+        (policy, blocked)
+    }
+
+    /// Full consent with an injection: the page's bytes unparsed, the injection at the end in a
+    /// form every ASCII-compatible encoding reads the same. Chunks are forwarded as they came
+    /// while the rewriter `passes_through` (as the proxy does); also returns how many were.
+    fn append_only(coding: Coding, ct: &str, body: &[u8], chunk: usize) -> (Vec<u8>, usize) {
+        let (policy, blocked) = full_consent();
         let page = url::Url::parse("https://site.test/").unwrap();
         let mut enc = Encoder::new(coding).unwrap();
         let mut compressed = Vec::new();
@@ -576,14 +582,7 @@ mod tests {
     /// transcoded as before.
     #[test]
     fn full_consent_gzip_passes_the_compressed_page() {
-        let policy =
-            Arc::new(Policy::new(Catalog::builtin().unwrap(), RewriteLimits::default()).unwrap());
-        let mut d = Decision::undecided();
-        for i in 0..policy.catalog.len() {
-            d.granted.insert(i);
-        }
-        d.decided = true;
-        let blocked = policy.blocked(&d);
+        let (policy, blocked) = full_consent();
         let page = url::Url::parse("https://site.test/").unwrap();
         let run = |ct: &str, body: &[u8], chunk: usize| {
             let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());

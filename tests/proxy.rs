@@ -260,13 +260,7 @@ async fn full_consent_gzip_page_passes_compressed_with_the_control_appended() {
         "<p>caf\u{e9} filler</p>\n".repeat(3000)
     );
     let gz = compress("gzip", page.as_bytes());
-    let body = gz.clone();
-    let o = origin(move |_| {
-        OriginResponse::html("")
-            .header("content-encoding", "gzip")
-            .with_body(body.clone())
-    })
-    .await;
+    let o = gzip_origin(gz.clone()).await;
     let g = gate(o.addr).await;
     let all = consent(g.addr, "action=accept-all").await;
     let got = fetch_req(
@@ -536,6 +530,16 @@ async fn the_banner_reads_the_same_in_every_coding() {
     }
 }
 
+/// An origin that answers every request with `body` as a gzip-encoded HTML page.
+async fn gzip_origin(body: Vec<u8>) -> Origin {
+    origin(move |_| {
+        OriginResponse::html("")
+            .header("content-encoding", "gzip")
+            .with_body(body.clone())
+    })
+    .await
+}
+
 #[tokio::test]
 async fn compressed_pages_are_decoded_rewritten_and_reencoded() {
     let page = format!(
@@ -585,12 +589,7 @@ async fn broken_gzip_aborts_the_response() {
         format!("<script src=\"{ZD}\"></script>{}", "x".repeat(100_000)).as_bytes(),
     );
     body.truncate(body.len() / 2);
-    let o = origin(move |_| {
-        OriginResponse::html("")
-            .header("content-encoding", "gzip")
-            .with_body(body.clone())
-    })
-    .await;
+    let o = gzip_origin(body).await;
     let g = gate(o.addr).await;
     // Either the head never completes or the body ends in an error: never a response that
     // looks complete.
