@@ -31,6 +31,7 @@ struct Huffman {
 }
 
 const FAST_BITS: u32 = 10;
+const FAST_MASK: u64 = (1 << FAST_BITS) - 1;
 
 impl Huffman {
     fn new(lengths: &[u8]) -> Result<Self, RewriteError> {
@@ -59,13 +60,14 @@ impl Huffman {
             }
         }
         // Codes in canonical order, reversed into the order deflate sends their bits.
-        let mut fast = vec![(0u16, 0u8); 1 << FAST_BITS];
+        let bits = FAST_BITS;
+        let mut fast = vec![(0u16, 0u8); 1 << bits];
         let (mut code, mut index) = (0u32, 0usize);
-        for len in 1..=FAST_BITS {
+        for len in 1..=bits {
             for _ in 0..count[len as usize] {
                 let rev = code.reverse_bits() >> (32 - len);
                 let mut k = rev;
-                while k < (1 << FAST_BITS) {
+                while k < (1 << bits) {
                     fast[k as usize] = (symbol[index], len as u8);
                     k += 1 << len;
                 }
@@ -85,7 +87,7 @@ impl Huffman {
     fn decode(&self, r: &Bits<'_>, pos: usize) -> Result<Option<(u16, u32)>, RewriteError> {
         let avail = r.avail(pos);
         let peek = r.peek(pos, FAST_BITS.min(avail));
-        let (sym, len) = self.fast[(peek & ((1 << FAST_BITS) - 1)) as usize];
+        let (sym, len) = self.fast[(u64::from(peek) & FAST_MASK) as usize];
         if len != 0 && u32::from(len) <= avail {
             return Ok(Some((sym, u32::from(len))));
         }
@@ -218,35 +220,15 @@ impl Scanner {
                 Block::Codes(codes) => {
                     let (lit, dist) = (&codes.0, &codes.1);
                     loop {
-                        // One symbol with its extra bits and distance, or nothing.
-                        let mut p = *pos;
-                        let Some((sym, n)) = lit.decode(&r, p)? else {
-                            return Ok(Step::More);
-                        };
-                        p += n as usize;
-                        if sym < 256 {
-                            *pos = p;
-                            continue;
-                        }
-                        if sym == 256 {
-                            *pos = p;
+                        if walk_fast(lit, dist, buf, pos)? {
                             break;
                         }
-                        let li = usize::from(sym - 257);
-                        let extra = *LEN_EXTRA.get(li).ok_or_else(|| bad("invalid length"))?;
-                        p += usize::from(extra);
-                        let Some((d, n)) = dist.decode(&r, p)? else {
-                            return Ok(Step::More);
-                        };
-                        p += n as usize;
-                        let dextra = *DIST_EXTRA
-                            .get(usize::from(d))
-                            .ok_or_else(|| bad("invalid distance"))?;
-                        p += usize::from(dextra);
-                        if p > buf.len() * 8 {
-                            return Ok(Step::More);
+                        // A long code, or near the end of the input: one symbol carefully.
+                        match walk_one(lit, dist, &r, pos)? {
+                            None => return Ok(Step::More),
+                            Some(true) => break,
+                            Some(false) => {}
                         }
-                        *pos = p;
                     }
                     if let Some(step) = self.block_done(*pos) {
                         return Ok(step);
@@ -260,6 +242,86 @@ impl Scanner {
         self.block = Block::Header;
         self.last.then_some(Step::End { end: pos })
     }
+}
+
+/// Walks symbols while 8 input bytes are readable at `*pos`: a literal/length code, its extra
+/// bits, the distance code and its extra bits (at most 48 bits) all come out of one 64-bit
+/// read. Stops at a code longer than `FAST_BITS` (left to `walk_one`); true at the block's end.
+fn walk_fast(
+    lit: &Huffman,
+    dist: &Huffman,
+    buf: &[u8],
+    pos: &mut usize,
+) -> Result<bool, RewriteError> {
+    while let Some(w) = buf.get(*pos / 8..*pos / 8 + 8) {
+        let Ok(w) = <[u8; 8]>::try_from(w) else {
+            break;
+        };
+        let v = u64::from_le_bytes(w) >> (*pos % 8);
+        let (sym, n) = lit.fast[(v & FAST_MASK) as usize];
+        if n == 0 {
+            break;
+        }
+        let mut used = u32::from(n);
+        if sym < 256 {
+            *pos += used as usize;
+            continue;
+        }
+        if sym == 256 {
+            *pos += used as usize;
+            return Ok(true);
+        }
+        let extra = *LEN_EXTRA
+            .get(usize::from(sym - 257))
+            .ok_or_else(|| bad("invalid length"))?;
+        used += u32::from(extra);
+        let (d, dn) = dist.fast[((v >> used) & FAST_MASK) as usize];
+        if dn == 0 {
+            break;
+        }
+        let dextra = *DIST_EXTRA
+            .get(usize::from(d))
+            .ok_or_else(|| bad("invalid distance"))?;
+        used += u32::from(dn) + u32::from(dextra);
+        *pos += used as usize;
+    }
+    Ok(false)
+}
+
+/// One symbol (with its distance) at `*pos`, decoded bit by bit where needed: `Some(true)` at
+/// the block's end, `None` when the input stops first (then `*pos` is unchanged).
+fn walk_one(
+    lit: &Huffman,
+    dist: &Huffman,
+    r: &Bits<'_>,
+    pos: &mut usize,
+) -> Result<Option<bool>, RewriteError> {
+    let mut p = *pos;
+    let Some((sym, n)) = lit.decode(r, p)? else {
+        return Ok(None);
+    };
+    p += n as usize;
+    if sym <= 256 {
+        *pos = p;
+        return Ok(Some(sym == 256));
+    }
+    let extra = *LEN_EXTRA
+        .get(usize::from(sym - 257))
+        .ok_or_else(|| bad("invalid length"))?;
+    p += usize::from(extra);
+    let Some((d, n)) = dist.decode(r, p)? else {
+        return Ok(None);
+    };
+    p += n as usize;
+    let dextra = *DIST_EXTRA
+        .get(usize::from(d))
+        .ok_or_else(|| bad("invalid distance"))?;
+    p += usize::from(dextra);
+    if p > r.0.len() * 8 {
+        return Ok(None);
+    }
+    *pos = p;
+    Ok(Some(false))
 }
 
 /// A block header at `pos`: where its data starts, what it is, and BFINAL. `None` when the
@@ -374,6 +436,9 @@ enum Phase {
     Trailer { used: usize },
 }
 
+/// Bytes after the member's end held for `finish` (a trailer is 8): more is an error.
+const MAX_AFTER_MEMBER: usize = 64 * 1024;
+
 /// A gzip body streamed through with bytes appended at its end (see the module docs).
 pub struct GzipAppend {
     phase: Phase,
@@ -411,6 +476,13 @@ impl GzipAppend {
             out.extend_from_slice(&self.buf[..n]);
             self.buf.drain(..n);
             self.phase = Phase::Deflate;
+        }
+        if let Phase::Trailer { .. } = self.phase {
+            // Only the trailer is needed here; a second member after it is kept for the end,
+            // but not without bound.
+            if self.buf.len() > MAX_AFTER_MEMBER {
+                return Err(bad("too much data after the gzip member"));
+            }
         }
         if let Phase::Deflate = self.phase {
             loop {
@@ -489,9 +561,40 @@ impl GzipAppend {
     }
 }
 
+/// The page's first bytes, as far as a BOM check needs them: the first byte alone when no BOM
+/// starts with it (read off the first block, no inflating), else up to three, inflated; `None`
+/// while more input is needed.
+pub fn sniff_head(gz: &[u8]) -> Result<Option<Vec<u8>>, RewriteError> {
+    let Some(h) = header_len(gz)? else {
+        return Ok(None);
+    };
+    let deflate = &gz[h..];
+    let r = Bits(deflate);
+    let Some((p, block, last)) = read_header(&r, 0)? else {
+        return Ok(None);
+    };
+    let first = match block {
+        Block::Stored(len) if len > 0 => match deflate.get(p / 8) {
+            Some(b) => Some(*b),
+            None => return Ok(None),
+        },
+        Block::Codes(codes) => match codes.0.decode(&r, p)? {
+            None => return Ok(None),
+            Some((s, _)) if s < 256 => Some(s as u8),
+            Some((256, _)) if last => return Ok(Some(Vec::new())),
+            Some(_) => None,
+        },
+        _ => None,
+    };
+    match first {
+        Some(b) if !matches!(b, 0xEF | 0xFE | 0xFF) => Ok(Some(vec![b])),
+        _ => peek_plain(gz, 3),
+    }
+}
+
 /// The first `n` bytes of the page in the gzip stream `gz` has so far (fewer if the page is
 /// shorter), or `None` while more input could still yield more. Inflates only that far.
-pub fn peek_plain(gz: &[u8], n: usize) -> Result<Option<Vec<u8>>, RewriteError> {
+fn peek_plain(gz: &[u8], n: usize) -> Result<Option<Vec<u8>>, RewriteError> {
     let Some(h) = header_len(gz)? else {
         return Ok(None);
     };
@@ -640,6 +743,33 @@ mod tests {
         assert!(cases > 400);
     }
 
+    /// The first bytes for the BOM check: one byte off the first block when it cannot start a
+    /// BOM, else three inflated; an empty page is empty; a partial stream asks for more.
+    #[test]
+    fn page_heads_for_the_bom_check() {
+        for (page, want) in [
+            (&b"<!doctype html>"[..], &b"<"[..]),
+            (b"\xef\xbb\xbf<p>", b"\xef\xbb\xbf"),
+            (b"\xff\xfe<\x00", b"\xff\xfe<"),
+            (b"", b""),
+            (b"\xfe", b"\xfe"),
+        ] {
+            for level in [0, 1, 9] {
+                let gz = gzip(page, level, usize::MAX, true);
+                assert_eq!(
+                    sniff_head(&gz).unwrap().as_deref(),
+                    Some(want),
+                    "{page:?} {level}"
+                );
+                assert_eq!(sniff_head(&gz[..10]).unwrap(), None);
+            }
+        }
+        // Written a byte at a time, zlib-rs's level 1 starts with an empty block: then the
+        // first bytes are inflated.
+        let gz = gzip(b"<!doctype html>", 1, 0, false);
+        assert_eq!(sniff_head(&gz).unwrap().as_deref(), Some(&b"<!d"[..]));
+    }
+
     /// The origin's bytes go on as they came but for one bit: appending nothing to a stream
     /// changes only the last block's BFINAL, the end and the trailer.
     #[test]
@@ -649,6 +779,20 @@ mod tests {
         let out = append(&gz, 4096, b"<p>end</p>").unwrap();
         let same = gz.iter().zip(&out).filter(|(a, b)| a == b).count();
         assert!(same >= gz.len() - 8 - 3, "{same} of {}", gz.len());
+    }
+
+    /// What follows the member (a second one) goes on after the appended end, up to a bound.
+    #[test]
+    fn data_after_the_member_is_kept_within_a_bound() {
+        let gz = gzip(b"<p>first</p>", 6, usize::MAX, false);
+        let mut two = gz.clone();
+        two.extend_from_slice(&gzip(b"<p>second</p>", 6, usize::MAX, false));
+        let out = append(&two, 7, b"<p>tail</p>").unwrap();
+        assert_eq!(gunzip(&out).unwrap(), b"<p>first</p><p>tail</p>");
+        assert!(out.ends_with(&two[gz.len()..]));
+        let mut big = gz.clone();
+        big.extend(std::iter::repeat_n(0u8, 100_000));
+        assert!(append(&big, 4096, b"").is_err());
     }
 
     /// Truncated or damaged input is an error, never a panic or a stream that looks whole.

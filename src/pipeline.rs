@@ -163,7 +163,7 @@ impl BodyRewriter {
             return Ok(out);
         };
         held.extend_from_slice(input);
-        let head = match crate::gzappend::peek_plain(held, UTF8_BOM.len())? {
+        let head = match crate::gzappend::sniff_head(held)? {
             Some(head) => head,
             None if last => Vec::new(),
             None => return Ok(out),
