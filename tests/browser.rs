@@ -217,6 +217,32 @@ fn accept_all_lets_services_load() {
     assert_eq!(state["decided"], true, "{state}");
     assert_eq!(state["services"]["zendesk-chat"], true, "{state}");
     assert_eq!(state["services"]["youtube"], true, "{state}");
+
+    // The next page has nothing to block: the origin's gzip bytes pass through, with the
+    // settings control appended to the stream (src/gzappend.rs). Chromium decodes it (it came
+    // compressed), shows the page and the control, and the video loads.
+    let mark = r.log.len();
+    let page = r.site.proxy_url("/youtube");
+    r.browser.visit(&page, &r.log);
+    r.browser.assert_demo_page(&page);
+    let sizes = r.browser.eval(
+        "(() => { const n = performance.getEntriesByType('navigation')[0]; \
+         return [n.encodedBodySize, n.decodedBodySize]; })()",
+    );
+    let (encoded, decoded) = (sizes[0].as_u64(), sizes[1].as_u64());
+    assert!(
+        matches!((encoded, decoded), (Some(e), Some(d)) if e > 0 && e < d),
+        "[{case}] the page did not arrive compressed: {sizes}"
+    );
+    r.browser
+        .assert_visible(case, r#"[data-consentgate-action="settings"]"#);
+    let log = &r.log;
+    let video = r.browser.wait_until(EXPECT_TIMEOUT, || {
+        log.since(mark)
+            .iter()
+            .any(|h| h.host == "www.youtube-nocookie.com")
+    });
+    assert!(video, "[{case}] the video did not load after consent");
 }
 
 /// Consent to YouTube only: the video loads, the chat and the trackers stay off the wire.
