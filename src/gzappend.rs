@@ -159,7 +159,21 @@ enum Block {
 }
 
 /// Walks a raw deflate stream held in a buffer, to the bit.
+/// The page's first byte, as far as a BOM check needs it (read off the first block's first
+/// symbol, with the tables the walk builds anyway).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum First {
+    /// The first block header is not read yet.
+    Pending,
+    Byte(u8),
+    /// The page is empty.
+    Empty,
+    /// Not at hand (an empty first block, or its first symbol not in yet): inflate to see.
+    Unknown,
+}
+
 struct Scanner {
+    first: First,
     block: Block,
     /// The block being walked is the last one (its BFINAL bit was set).
     last: bool,
@@ -180,6 +194,7 @@ enum Step {
 impl Scanner {
     fn new() -> Self {
         Scanner {
+            first: First::Pending,
             block: Block::Header,
             last: false,
             header_at: 0,
@@ -196,6 +211,9 @@ impl Scanner {
                     let Some((p, block, last)) = read_header(&r, *pos)? else {
                         return Ok(Step::More);
                     };
+                    if self.first == First::Pending {
+                        self.first = first_of(&r, p, &block, last)?;
+                    }
                     let at = *pos;
                     self.header_at = at;
                     *pos = p;
@@ -466,6 +484,11 @@ impl GzipAppend {
         }
     }
 
+    /// The page's first byte as far as the walk has seen it.
+    pub fn first(&self) -> First {
+        self.scanner.first
+    }
+
     /// Feeds compressed input; appends to `out` what can go on already.
     pub fn write(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), RewriteError> {
         self.buf.extend_from_slice(input);
@@ -561,40 +584,23 @@ impl GzipAppend {
     }
 }
 
-/// The page's first bytes, as far as a BOM check needs them: the first byte alone when no BOM
-/// starts with it (read off the first block, no inflating), else up to three, inflated; `None`
-/// while more input is needed.
-pub fn sniff_head(gz: &[u8]) -> Result<Option<Vec<u8>>, RewriteError> {
-    let Some(h) = header_len(gz)? else {
-        return Ok(None);
-    };
-    let deflate = &gz[h..];
-    let r = Bits(deflate);
-    let Some((p, block, last)) = read_header(&r, 0)? else {
-        return Ok(None);
-    };
-    let first = match block {
-        Block::Stored(len) if len > 0 => match deflate.get(p / 8) {
-            Some(b) => Some(*b),
-            None => return Ok(None),
+/// The first byte of the page, from the first block whose data starts at bit `p`.
+fn first_of(r: &Bits<'_>, p: usize, block: &Block, last: bool) -> Result<First, RewriteError> {
+    Ok(match block {
+        Block::Stored(0) if last => First::Empty,
+        Block::Stored(0) | Block::Header => First::Unknown,
+        Block::Stored(_) => r.0.get(p / 8).map_or(First::Unknown, |b| First::Byte(*b)),
+        Block::Codes(codes) => match codes.0.decode(r, p)? {
+            Some((s, _)) if s < 256 => First::Byte(s as u8),
+            Some((256, _)) if last => First::Empty,
+            _ => First::Unknown,
         },
-        Block::Codes(codes) => match codes.0.decode(&r, p)? {
-            None => return Ok(None),
-            Some((s, _)) if s < 256 => Some(s as u8),
-            Some((256, _)) if last => return Ok(Some(Vec::new())),
-            Some(_) => None,
-        },
-        _ => None,
-    };
-    match first {
-        Some(b) if !matches!(b, 0xEF | 0xFE | 0xFF) => Ok(Some(vec![b])),
-        _ => peek_plain(gz, 3),
-    }
+    })
 }
 
 /// The first `n` bytes of the page in the gzip stream `gz` has so far (fewer if the page is
 /// shorter), or `None` while more input could still yield more. Inflates only that far.
-fn peek_plain(gz: &[u8], n: usize) -> Result<Option<Vec<u8>>, RewriteError> {
+pub fn peek_plain(gz: &[u8], n: usize) -> Result<Option<Vec<u8>>, RewriteError> {
     let Some(h) = header_len(gz)? else {
         return Ok(None);
     };
@@ -743,31 +749,33 @@ mod tests {
         assert!(cases > 400);
     }
 
-    /// The first bytes for the BOM check: one byte off the first block when it cannot start a
-    /// BOM, else three inflated; an empty page is empty; a partial stream asks for more.
+    /// The first byte for the BOM check, off the first block's first symbol; an empty page is
+    /// empty; a stream still in its header is pending; an empty first block is left to
+    /// `peek_plain`, which inflates.
     #[test]
-    fn page_heads_for_the_bom_check() {
+    fn the_first_byte_for_the_bom_check() {
+        let first = |gz: &[u8]| {
+            let mut a = GzipAppend::new();
+            a.write(gz, &mut Vec::new()).unwrap();
+            a.first()
+        };
         for (page, want) in [
-            (&b"<!doctype html>"[..], &b"<"[..]),
-            (b"\xef\xbb\xbf<p>", b"\xef\xbb\xbf"),
-            (b"\xff\xfe<\x00", b"\xff\xfe<"),
-            (b"", b""),
-            (b"\xfe", b"\xfe"),
+            (&b"<!doctype html>"[..], First::Byte(b'<')),
+            (b"\xef\xbb\xbf<p>", First::Byte(0xef)),
+            (b"\xff\xfe<\x00", First::Byte(0xff)),
+            (b"", First::Empty),
         ] {
             for level in [0, 1, 9] {
                 let gz = gzip(page, level, usize::MAX, true);
-                assert_eq!(
-                    sniff_head(&gz).unwrap().as_deref(),
-                    Some(want),
-                    "{page:?} {level}"
-                );
-                assert_eq!(sniff_head(&gz[..10]).unwrap(), None);
+                assert_eq!(first(&gz), want, "{page:?} {level}");
+                assert_eq!(first(&gz[..10]), First::Pending);
             }
         }
-        // Written a byte at a time, zlib-rs's level 1 starts with an empty block: then the
-        // first bytes are inflated.
+        // Written a byte at a time, zlib-rs's level 1 starts with an empty block.
         let gz = gzip(b"<!doctype html>", 1, 0, false);
-        assert_eq!(sniff_head(&gz).unwrap().as_deref(), Some(&b"<!d"[..]));
+        assert_eq!(first(&gz), First::Unknown);
+        assert_eq!(peek_plain(&gz, 3).unwrap().as_deref(), Some(&b"<!d"[..]));
+        assert_eq!(peek_plain(&gz[..12], 3).unwrap(), None);
     }
 
     /// The origin's bytes go on as they came but for one bit: appending nothing to a stream

@@ -15,7 +15,7 @@ use lol_html::AsciiCompatibleEncoding;
 
 use crate::codec::{Coding, Decoder, Encoder, Fragment};
 use crate::error::RewriteError;
-use crate::gzappend::GzipAppend;
+use crate::gzappend::{First, GzipAppend};
 use crate::matcher::ServiceSet;
 use crate::policy::Policy;
 use crate::rewrite::{Charset, Injection, PageRewriter, RewriteStats};
@@ -55,6 +55,8 @@ struct GzPass {
     append: GzipAppend,
     /// The compressed input until the page's first bytes are known; `None` after.
     held: Option<Vec<u8>>,
+    /// What `append` gave for it, held as long (dropped if the page falls back to decoding).
+    early: Vec<u8>,
     /// The page is UTF-8 (else the injection goes as ASCII with character references).
     utf8: bool,
 }
@@ -121,6 +123,7 @@ impl BodyRewriter {
             gz_pass: gz_pass.then(|| GzPass {
                 append: GzipAppend::new(),
                 held: Some(Vec::new()),
+                early: Vec::new(),
                 utf8: false,
             }),
         })
@@ -163,10 +166,19 @@ impl BodyRewriter {
             return Ok(out);
         };
         held.extend_from_slice(input);
-        let head = match crate::gzappend::sniff_head(held)? {
-            Some(head) => head,
-            None if last => Vec::new(),
-            None => return Ok(out),
+        p.append.write(input, &mut p.early)?;
+        let head = match p.append.first() {
+            First::Pending if !last => return Ok(out),
+            First::Pending | First::Empty => Vec::new(),
+            // No BOM starts with any other byte.
+            First::Byte(b) if !matches!(b, 0xEF | 0xFE | 0xFF) => vec![b],
+            First::Byte(_) | First::Unknown => {
+                match crate::gzappend::peek_plain(held, UTF8_BOM.len())? {
+                    Some(head) => head,
+                    None if last => Vec::new(),
+                    None => return Ok(out),
+                }
+            }
         };
         let bom = Encoding::for_bom(&head).map(|(e, _)| e);
         let (encoding, from_meta) = match (bom, self.start.declared) {
@@ -186,8 +198,7 @@ impl BodyRewriter {
             return self.write_decoded(&held);
         }
         p.utf8 = encoding == encoding_rs::UTF_8 && !from_meta;
-        p.append.write(&held, &mut out)?;
-        Ok(out)
+        Ok(std::mem::take(&mut p.early))
     }
 
     fn write_decoded(&mut self, input: &[u8]) -> Result<Vec<u8>, RewriteError> {
