@@ -177,8 +177,6 @@ struct Scanner {
     block: Block,
     /// The block being walked is the last one (its BFINAL bit was set).
     last: bool,
-    /// Bit position of the current block's header, while it is the one being read.
-    header_at: usize,
 }
 
 /// What the scanner found in the bytes it was given.
@@ -197,7 +195,6 @@ impl Scanner {
             first: First::Pending,
             block: Block::Header,
             last: false,
-            header_at: 0,
         }
     }
 
@@ -215,7 +212,6 @@ impl Scanner {
                         self.first = first_of(&r, p, &block, last)?;
                     }
                     let at = *pos;
-                    self.header_at = at;
                     *pos = p;
                     self.block = block;
                     if last {
