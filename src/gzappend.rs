@@ -10,6 +10,8 @@
 //! a few hundred bytes. Anything that is not a well-formed single gzip member is an error, as
 //! for a decoder.
 
+use std::sync::{Arc, OnceLock};
+
 use crate::error::RewriteError;
 
 fn bad(msg: &'static str) -> RewriteError {
@@ -154,8 +156,23 @@ enum Block {
     Header,
     /// Inside a stored block: bytes left to skip (after its length fields).
     Stored(usize),
-    /// Inside a Huffman block.
-    Codes(Box<Codes>),
+    /// Inside a Huffman block (the fixed codes are built once and shared).
+    Codes(Arc<Codes>),
+}
+
+/// The fixed codes of RFC 1951 §3.2.6: a stream flushed often is mostly short fixed blocks.
+fn fixed_codes() -> Result<Arc<Codes>, RewriteError> {
+    static FIXED: OnceLock<Option<Arc<Codes>>> = OnceLock::new();
+    FIXED
+        .get_or_init(|| {
+            let mut lengths = [8u8; 288];
+            lengths[144..256].fill(9);
+            lengths[256..280].fill(7);
+            let codes = (Huffman::new(&lengths).ok()?, Huffman::new(&[5; 30]).ok()?);
+            Some(Arc::new(codes))
+        })
+        .clone()
+        .ok_or_else(|| bad("fixed Huffman codes"))
 }
 
 /// Walks a raw deflate stream held in a buffer, to the bit.
@@ -360,16 +377,11 @@ fn read_header(r: &Bits<'_>, pos: usize) -> Result<Option<(usize, Block, bool)>,
             p += 32;
             Block::Stored(len as usize)
         }
-        1 => {
-            let mut lengths = [8u8; 288];
-            lengths[144..256].fill(9);
-            lengths[256..280].fill(7);
-            Block::Codes(Box::new((Huffman::new(&lengths)?, Huffman::new(&[5; 30])?)))
-        }
+        1 => Block::Codes(fixed_codes()?),
         2 => match read_dynamic(r, p)? {
             Some((q, codes)) => {
                 p = q;
-                Block::Codes(Box::new(codes))
+                Block::Codes(Arc::new(codes))
             }
             None => return Ok(None),
         },

@@ -1,0 +1,110 @@
+//! Appending the settings control to a gzip page (`consentgate::gzappend`, what a page with
+//! nothing to block costs) against the path it replaced: inflate the page, append, deflate at
+//! level 1. Two streams of the same 60 KB page: compressed in one go at level 9 (a static
+//! `.gz`: a few large dynamic blocks) and at level 1 with a sync flush every 512 bytes (an origin
+//! that flushes as it renders: many small fixed blocks).
+//!
+//! Run: `cargo bench --bench gzappend` (best of 7 interleaved rounds, `std::time`; prints
+//! microseconds per page and the ratio).
+
+use std::hint::black_box;
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use consentgate::codec::{decode_all, Coding, Encoder};
+use consentgate::gzappend::GzipAppend;
+
+const CONTROL: &[u8] = br#"<a href="/__consent/settings" class="cg-settings">Privacy settings</a>"#;
+
+fn page() -> Vec<u8> {
+    let mut html = b"<!doctype html><html><head><meta charset=utf-8></head><body>".to_vec();
+    let mut i = 0u32;
+    while html.len() < 60_000 {
+        writeln!(
+            html,
+            "<article><h2>Product {i}</h2><img src=\"/img/{i}.jpg\" alt=\"\"><p>Text &amp; more about item {}</p><a href=\"/p/{i}\">Buy</a></article>",
+            i.wrapping_mul(2654435761) % 9973
+        )
+        .expect("write to a Vec");
+        i += 1;
+    }
+    html.extend_from_slice(b"</body></html>\n");
+    html
+}
+
+fn gzip(data: &[u8], level: u32, flush_every: Option<usize>) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(level));
+    for c in data.chunks(flush_every.unwrap_or(data.len())) {
+        e.write_all(c).expect("gzip");
+        if flush_every.is_some() {
+            e.flush().expect("gzip");
+        }
+    }
+    e.finish().expect("gzip")
+}
+
+fn append(gz: &[u8]) -> usize {
+    let mut a = GzipAppend::new();
+    let mut out = Vec::with_capacity(gz.len() + 256);
+    for c in gz.chunks(16 * 1024) {
+        a.write(c, &mut out).expect("append");
+    }
+    a.finish(CONTROL, &mut out).expect("append");
+    out.len()
+}
+
+fn recompress(gz: &[u8]) -> usize {
+    let mut plain = decode_all(Coding::Gzip, gz).expect("inflate");
+    plain.extend_from_slice(CONTROL);
+    let mut enc = Encoder::new(Coding::Gzip).expect("encoder");
+    let mut out = Vec::new();
+    for c in plain.chunks(16 * 1024) {
+        enc.write(c, &mut out).expect("deflate");
+    }
+    enc.finish(&mut out).expect("deflate");
+    out.len()
+}
+
+/// Best time per call over `rounds` rounds of `per_round` each.
+fn best(f: &dyn Fn() -> usize, per_round: Duration, best_so_far: &mut Duration) {
+    let (start, mut n) = (Instant::now(), 0u32);
+    while start.elapsed() < per_round {
+        black_box(f());
+        n += 1;
+    }
+    *best_so_far = (*best_so_far).min(start.elapsed() / n.max(1));
+}
+
+fn main() {
+    let html = page();
+    let streams = [
+        ("level 9, one piece", gzip(&html, 9, None)),
+        ("level 1, flushed every 512 B", gzip(&html, 1, Some(512))),
+    ];
+    for (name, gz) in &streams {
+        let mut appended = decode_all(Coding::Gzip, gz).expect("inflate");
+        appended.extend_from_slice(CONTROL);
+        let mut out = Vec::new();
+        let mut a = GzipAppend::new();
+        a.write(gz, &mut out).expect("append");
+        a.finish(CONTROL, &mut out).expect("append");
+        assert_eq!(decode_all(Coding::Gzip, &out).expect("valid"), appended);
+        let (mut t_append, mut t_recompress) = (Duration::MAX, Duration::MAX);
+        for _ in 0..7 {
+            best(&|| append(gz), Duration::from_millis(150), &mut t_append);
+            best(
+                &|| recompress(gz),
+                Duration::from_millis(150),
+                &mut t_recompress,
+            );
+        }
+        println!(
+            "{name} ({} KB page, {} bytes gzip): append {:.1} us, inflate+deflate {:.1} us, ratio {:.2}",
+            html.len() / 1000,
+            gz.len(),
+            t_append.as_secs_f64() * 1e6,
+            t_recompress.as_secs_f64() * 1e6,
+            t_append.as_secs_f64() / t_recompress.as_secs_f64()
+        );
+    }
+}
