@@ -1,8 +1,9 @@
 //! Appending the settings control to a gzip page (`consentgate::gzappend`, what a page with
 //! nothing to block costs) against the path it replaced: inflate the page, append, deflate at
-//! level 1. Two streams of the same 60 KB page: compressed in one go at level 9 (a static
-//! `.gz`: a few large dynamic blocks) and at level 1 with a sync flush every 512 bytes (an origin
-//! that flushes as it renders: many small fixed blocks).
+//! level 1. Three streams of the same 60 KB page: compressed in one go at level 9 (a static
+//! `.gz`: a few large dynamic blocks), and flushed as an origin that streams its rendering
+//! would: at level 1 every 512 bytes (many small fixed blocks), at level 6 every 2 KB (many
+//! small dynamic blocks, each with its own code tables).
 //!
 //! Run: `cargo bench --bench gzappend` (best of 7 interleaved rounds, `std::time`; prints
 //! microseconds per page and the ratio).
@@ -80,6 +81,7 @@ fn main() {
     let streams = [
         ("level 9, one piece", gzip(&html, 9, None)),
         ("level 1, flushed every 512 B", gzip(&html, 1, Some(512))),
+        ("level 6, flushed every 2 KB", gzip(&html, 6, Some(2048))),
     ];
     for (name, gz) in &streams {
         let mut appended = decode_all(Coding::Gzip, gz).expect("inflate");
