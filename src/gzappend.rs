@@ -144,6 +144,23 @@ const DIST_EXTRA: [u8; 30] = [
     0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13,
     13,
 ];
+/// Extra bits after length symbol `sym` (257..=285); 286 and 287 are invalid.
+fn len_extra(sym: u16) -> Result<u32, RewriteError> {
+    let i = usize::from(sym.saturating_sub(257));
+    LEN_EXTRA
+        .get(i)
+        .map(|&e| u32::from(e))
+        .ok_or_else(|| bad("invalid length"))
+}
+
+/// Extra bits after distance symbol `d`; 30 and 31 are invalid.
+fn dist_extra(d: u16) -> Result<u32, RewriteError> {
+    DIST_EXTRA
+        .get(usize::from(d))
+        .map(|&e| u32::from(e))
+        .ok_or_else(|| bad("invalid distance"))
+}
+
 const CL_ORDER: [usize; 19] = [
     16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15,
 ];
@@ -302,18 +319,12 @@ fn walk_fast(
             *pos += used as usize;
             return Ok(true);
         }
-        let extra = *LEN_EXTRA
-            .get(usize::from(sym - 257))
-            .ok_or_else(|| bad("invalid length"))?;
-        used += u32::from(extra);
+        used += len_extra(sym)?;
         let (d, dn) = dist.fast[((v >> used) & FAST_MASK) as usize];
         if dn == 0 {
             break;
         }
-        let dextra = *DIST_EXTRA
-            .get(usize::from(d))
-            .ok_or_else(|| bad("invalid distance"))?;
-        used += u32::from(dn) + u32::from(dextra);
+        used += u32::from(dn) + dist_extra(d)?;
         *pos += used as usize;
     }
     Ok(false)
@@ -336,18 +347,12 @@ fn walk_one(
         *pos = p;
         return Ok(Some(sym == 256));
     }
-    let extra = *LEN_EXTRA
-        .get(usize::from(sym - 257))
-        .ok_or_else(|| bad("invalid length"))?;
-    p += usize::from(extra);
+    p += len_extra(sym)? as usize;
     let Some((d, n)) = dist.decode(r, p)? else {
         return Ok(None);
     };
     p += n as usize;
-    let dextra = *DIST_EXTRA
-        .get(usize::from(d))
-        .ok_or_else(|| bad("invalid distance"))?;
-    p += usize::from(dextra);
+    p += dist_extra(d)? as usize;
     if p > r.0.len() * 8 {
         return Ok(None);
     }
@@ -504,8 +509,7 @@ impl GzipAppend {
             let Some(n) = header_len(&self.buf)? else {
                 return Ok(());
             };
-            out.extend_from_slice(&self.buf[..n]);
-            self.buf.drain(..n);
+            self.pass_on(n, out);
             self.phase = Phase::Deflate;
         }
         if let Phase::Trailer { .. } = self.phase {
@@ -524,8 +528,7 @@ impl GzipAppend {
                         self.buf[at / 8] &= !(1u8 << (at % 8));
                     }
                     Step::End { end } => {
-                        out.extend_from_slice(&self.buf[..end / 8]);
-                        self.buf.drain(..end / 8);
+                        self.pass_on(end / 8, out);
                         self.phase = Phase::Trailer { used: end % 8 };
                         self.pos = 0;
                         return Ok(());
@@ -534,11 +537,16 @@ impl GzipAppend {
             }
             // Whole bytes behind the walk go on; the byte the walk stands in stays.
             let done = self.pos / 8;
-            out.extend_from_slice(&self.buf[..done]);
-            self.buf.drain(..done);
+            self.pass_on(done, out);
             self.pos -= done * 8;
         }
         Ok(())
+    }
+
+    /// Moves the first `n` held bytes to `out`.
+    fn pass_on(&mut self, n: usize, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.buf[..n]);
+        self.buf.drain(..n);
     }
 
     /// Ends the body with `tail` appended; writes the rest of the stream and the trailer.

@@ -180,12 +180,7 @@ impl BodyRewriter {
                 }
             }
         };
-        let bom = Encoding::for_bom(&head).map(|(e, _)| e);
-        let (encoding, from_meta) = match (bom, self.start.declared) {
-            (Some(e), _) => (e, false),
-            (None, Some(e)) => (e, false),
-            (None, None) => (encoding_rs::WINDOWS_1252, true),
-        };
+        let (encoding, from_meta) = settle_encoding(&head, self.start.declared);
         let held = p.held.take().unwrap_or_default();
         if !encoding.is_ascii_compatible() {
             self.gz_pass = None;
@@ -197,7 +192,7 @@ impl BodyRewriter {
             self.encoder = Some(Encoder::new(self.coding)?);
             return self.write_decoded(&held);
         }
-        p.utf8 = encoding == encoding_rs::UTF_8 && !from_meta;
+        p.utf8 = appends_utf8(encoding, from_meta);
         Ok(std::mem::take(&mut p.early))
     }
 
@@ -385,6 +380,20 @@ fn ascii_html(html: &str, utf8: bool, out: &mut Vec<u8>) {
     out.extend_from_slice(&html.as_bytes()[plain..]);
 }
 
+/// The page's encoding from its first bytes and the declared charset: a BOM wins, then
+/// `Content-Type`, else windows-1252 until a `<meta charset>` says otherwise (`true`).
+fn settle_encoding(head: &[u8], declared: Option<&'static Encoding>) -> (&'static Encoding, bool) {
+    match (Encoding::for_bom(head).map(|(e, _)| e), declared) {
+        (Some(e), _) | (None, Some(e)) => (e, false),
+        (None, None) => (encoding_rs::WINDOWS_1252, true),
+    }
+}
+
+/// Whether an injection appended unparsed may stay UTF-8 (else character references).
+fn appends_utf8(encoding: &'static Encoding, from_meta: bool) -> bool {
+    encoding == encoding_rs::UTF_8 && !from_meta
+}
+
 /// Decides the encoding from what was sniffed and starts rewriting.
 fn feed_end_of_sniff(
     stage: &mut Stage,
@@ -395,17 +404,12 @@ fn feed_end_of_sniff(
         return Ok(());
     };
     let head = std::mem::take(head);
-    let bom = Encoding::for_bom(&head).map(|(e, _)| e);
-    let (encoding, from_meta) = match (bom, start.declared) {
-        (Some(e), _) => (e, false),
-        (None, Some(e)) => (e, false),
-        (None, None) => (encoding_rs::WINDOWS_1252, true),
-    };
+    let (encoding, from_meta) = settle_encoding(&head, start.declared);
     if start.blocked.is_empty() && encoding.is_ascii_compatible() {
         // No element to neutralize: no parser needed (lol_html is the cost of a full-consent
         // page otherwise). A later <meta charset> cannot matter to an ASCII injection.
         *stage = Stage::Appending {
-            utf8: encoding == encoding_rs::UTF_8 && !from_meta,
+            utf8: appends_utf8(encoding, from_meta),
         };
         out.extend_from_slice(&head);
         return Ok(());
@@ -465,15 +469,20 @@ mod tests {
         enc.write(body, &mut compressed).unwrap();
         enc.finish(&mut compressed).unwrap();
         let mut br = BodyRewriter::new(policy, blocked, page, coding, ct, None).unwrap();
-        let mut out = Vec::new();
-        for c in compressed.chunks(chunk) {
-            out.extend(br.write(c).unwrap());
-        }
-        out.extend(br.finish().unwrap());
-        crate::codec::decode_all(coding, &out).unwrap()
+        crate::codec::decode_all(coding, &drive(&mut br, &compressed, chunk)).unwrap()
     }
 
     const PAGE: &str = r#"<p>Grüße</p><script src="https://static.zdassets.com/ekr/snippet.js?key=k"></script><script>var s="é";</script>"#;
+
+    /// Everything `br` writes for `body` fed in chunks of `chunk` bytes, and its end.
+    fn drive(br: &mut BodyRewriter, body: &[u8], chunk: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        for c in body.chunks(chunk) {
+            out.extend(br.write(c).unwrap());
+        }
+        out.extend(br.finish().unwrap());
+        out
+    }
 
     /// The built-in policy and what it blocks with every service granted: nothing.
     fn full_consent() -> (Arc<Policy>, ServiceSet) {
@@ -566,11 +575,7 @@ mod tests {
                 Some(inject),
             )
             .unwrap();
-            let mut out = Vec::new();
-            for c in compressed.chunks(chunk) {
-                out.extend(br.write(c).unwrap());
-            }
-            out.extend(br.finish().unwrap());
+            let out = drive(&mut br, &compressed, chunk);
             (crate::codec::decode_all(coding, &out).unwrap(), out)
         };
         for (ct, html, spliced) in &pages {
@@ -610,11 +615,7 @@ mod tests {
                 Some(inject),
             )
             .unwrap();
-            let mut out = Vec::new();
-            for c in gz.chunks(chunk) {
-                out.extend(br.write(c).unwrap());
-            }
-            out.extend(br.finish().unwrap());
+            let out = drive(&mut br, &gz, chunk);
             let plain = crate::codec::decode_all(Coding::Gzip, &out).unwrap();
             (gz, out, plain)
         };
