@@ -246,7 +246,8 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Keep and extend incoming `X-Forwarded-*`/`Forwarded` (only behind a trusted proxy).
     pub trust_forwarded_headers: bool,
-    /// Threads serving requests; `None`: one per CPU (or `TOKIO_WORKER_THREADS`).
+    /// Threads serving requests; `None`: one per CPU (or `TOKIO_WORKER_THREADS`); 1: the
+    /// single-threaded scheduler.
     pub workers: Option<usize>,
 }
 

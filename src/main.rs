@@ -525,7 +525,6 @@ fn main() -> ExitCode {
         eprintln!("error: {e:#}");
         return ExitCode::from(2);
     }
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
     // The proxy's configuration is read once, here: its thread count shapes the runtime.
     let proxy_config = match cli.command {
         Some(_) => None,
@@ -540,9 +539,19 @@ fn main() -> ExitCode {
             }
         }
     };
-    if let Some(n) = proxy_config.as_ref().and_then(|(_, c)| c.server.workers) {
-        builder.worker_threads(n);
-    }
+    let workers = proxy_config.as_ref().and_then(|(_, c)| c.server.workers);
+    let mut builder = if workers == Some(1) {
+        // One thread: tokio's single-threaded scheduler, as an nginx worker is, spares the
+        // work-stealing pool's cross-thread bookkeeping (about 10 % of a small request's CPU,
+        // BENCHMARKS.md). Blocking work still goes to tokio's blocking threads.
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        if let Some(n) = workers {
+            b.worker_threads(n);
+        }
+        b
+    };
     let rt = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

@@ -214,6 +214,54 @@ fn runs_from_a_config_file() {
 }
 
 #[test]
+fn one_worker_runs_on_one_thread() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let origin = rt.block_on(common::origin(|_| {
+        common::OriginResponse::html("<p>one thread</p>")
+    }));
+    let port = free_port();
+    let cfg = write_file(
+        "one.toml",
+        &format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\nworkers = 1\n[upstream]\nurl = \"http://{}\"\n",
+            origin.addr
+        ),
+    );
+    let p = Running(
+        Command::new(BIN)
+            .arg("--config")
+            .arg(&cfg)
+            .env_remove("TOKIO_WORKER_THREADS")
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    // Several pages, the banner's endpoints and a reload (which runs on a blocking thread).
+    for _ in 0..3 {
+        assert!(http_get(port, "/").contains("<p>one thread</p>"));
+    }
+    assert!(http_get(port, "/__consent/policy").contains(" 200 "));
+    let pid = p.0.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap()
+        .success());
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(http_get(port, "/").contains("<p>one thread</p>"));
+    // The single-threaded scheduler: no pool of worker threads (a pool of one would show one
+    // `tokio-runtime-worker` before any blocking work); at most the blocking thread the reload
+    // used.
+    let tokio_threads = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .filter(|name| name.starts_with("tokio-r"))
+        .count();
+    assert!(tokio_threads <= 1, "{tokio_threads} runtime threads");
+    drop(rt);
+}
+
+#[test]
 fn invalid_config_file_refuses_to_start() {
     let cfg = write_file("invalid.toml", "[upstream]\nurl = \"ftp://x\"\n");
     let out = Command::new(BIN)

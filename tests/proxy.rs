@@ -904,6 +904,21 @@ async fn host_header_as_configured() {
 }
 
 #[tokio::test]
+async fn an_upstream_base_path_prefixes_every_request() {
+    let o = origin(|_| OriginResponse::html("ok")).await;
+    let oaddr = o.addr;
+    let g = gate_with(o.addr, |c| {
+        c.upstream.url =
+            consentgate::config::parse_upstream_url(&format!("http://{oaddr}/app/")).unwrap()
+    })
+    .await;
+    assert_eq!(fetch(g.addr, "/p/1?q=a%20b").await.status, 200);
+    assert_eq!(o.last().uri, "/app/p/1?q=a%20b");
+    fetch(g.addr, "/").await;
+    assert_eq!(o.last().uri, "/app/");
+}
+
+#[tokio::test]
 async fn origin_down_is_a_502_page() {
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

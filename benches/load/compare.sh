@@ -8,11 +8,12 @@
 #   pass     nginx, 1 worker, proxy_pass to the origin (HTTP/1.1 keep-alive upstream)
 #   sub      the same + one sub_filter ('</body>' -> a small element + '</body>'), identity
 #   subgz    the same as sub + gzip level 1 to the client
-#   cg       consentgate --config <generated>, 1 tokio worker thread
+#   cg       consentgate --config <generated>, one thread (server.workers = 1)
 # The proxies (nginx's worker, consentgate) are pinned to CPU $PROXY_CPU with taskset; the origin
 # and wrk to CPU $AUX_CPU. Runs wrk -c$CONNS for $DURATION s against each target, interleaved
 # (origin, pass, sub, cg, origin, pass, ...) over $ROUNDS rounds, for the 5 KB, 60 KB and 1 MB
-# pages, identity and gzip, no consent (cg-none) and full consent (cg-full), and a binary file.
+# pages, identity and gzip, no consent (cg-none) and full consent (cg-full), a 2 KB script (the
+# proxy's fixed cost per request, as most subresources see it) and a 256 KB binary file.
 # Prints the medians over rounds (req/s, p50, p99, CPU-microseconds per request of the process
 # serving the target) and the ratios issue 7 sets targets for; then runs stream.sh.
 #
@@ -122,7 +123,7 @@ pid_of() {
 
 # Request headers of a scenario and target, one per line. Pages are fetched as a browser
 # navigates (Sec-Fetch-Dest: document, so consentgate injects its banner or settings control);
-# the binary as a subresource. The consent cookie goes only to cg-full (nginx ignores it anyway).
+# the script and the binary as subresources. The consent cookie goes only to cg-full (nginx ignores it anyway).
 headers_for() {
 	local path="$1" enc="$2" target="$3"
 	if [[ "$path" == *.html ]]; then
@@ -220,6 +221,7 @@ for p in $PAGES; do
 	SCENARIOS+=("page-$p identity /page-$p.html identity origin pass sub cg-none cg-full")
 	SCENARIOS+=("page-$p gzip /page-$p.html gzip origin pass subgz cg-none cg-full")
 done
+SCENARIOS+=("asset 2KB /asset-2k.js identity origin pass cg-none cg-full")
 SCENARIOS+=("blob 256KB /blob.bin identity origin pass cg-none cg-full")
 
 log "checking every target's answers"
@@ -245,7 +247,7 @@ done
 {
 	echo "Command: DURATION=$DURATION ROUNDS=$ROUNDS CONNS=$CONNS benches/load/compare.sh"
 	echo "($(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, $(nginx -v 2>&1), $(wrk -v 2>&1 | head -n 1 | cut -d' ' -f1-2);"
-	echo "proxies pinned to CPU $PROXY_CPU (nginx 1 worker, consentgate 1 tokio worker), origin nginx and wrk -t$WRK_THREADS on CPU $AUX_CPU)"
+	echo "proxies pinned to CPU $PROXY_CPU (nginx 1 worker, consentgate server.workers = 1), origin nginx and wrk -t$WRK_THREADS on CPU $AUX_CPU)"
 	echo
 	python3 "$HERE/summarize.py" "$RESULTS" "$WORK/www" "$REPO"
 } | tee "$SUMMARY"

@@ -2,7 +2,7 @@
 """Test pages for benches/load/compare.sh.
 
 Writes page-5k.html, page-60k.html, page-1m.html (plus .gz next to each, for nginx's
-gzip_static) and blob.bin into OUT_DIR. The pages have the shape of benches/rewriter.rs's
+gzip_static), asset-2k.js and blob.bin into OUT_DIR. The pages have the shape of benches/rewriter.rs's
 generator: a head with GA4 and the Meta pixel, product articles (images with srcset, links, a
 small first-party inline script; text varied, deterministically, so gzip ratios are realistic), then a YouTube embed, the Zendesk widget and
 Freshchat. The third-party snippets are read from src/demo.rs so the load test blocks exactly
@@ -19,6 +19,9 @@ import sys
 
 SIZES = {"5k": 5 * 1024, "60k": 60 * 1024, "1m": 1024 * 1024}
 BLOB_BYTES = 256 * 1024
+# A small script, as most of a page's subresources are: what the proxy's fixed cost per request
+# (headers, consent cookie, upstream round trip) is measured on, with no body work to hide it.
+ASSET_BYTES = 2 * 1024
 
 # The criterion bench's article block. stream_origin.py repeats it as is; the pages here vary
 # names, words and numbers per article so gzip compresses them about as much as real pages
@@ -106,6 +109,9 @@ def main():
             f.write(gzip.compress(html, compresslevel=6, mtime=0))
     with open(os.path.join(out, "blob.bin"), "wb") as f:
         f.write(os.urandom(BLOB_BYTES))
+    line = b"window.analyticsQueue=(window.analyticsQueue||[]).concat([{sku:1}]);\n"
+    with open(os.path.join(out, "asset-2k.js"), "wb") as f:
+        f.write((line * (ASSET_BYTES // len(line) + 1))[:ASSET_BYTES])
 
 
 if __name__ == "__main__":

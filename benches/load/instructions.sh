@@ -13,7 +13,8 @@
 # here (~28 k instructions a request, 18 % of a 5 KB full-consent request); on a real CPU it is
 # ~1 % (perf). Compare builds with each other, not this figure with wall-clock CPU.
 #
-# Environment (defaults): N=200 WARM=50 PAGES="5k 60k" KEEP=0 (1 keeps the scratch dir with one
+# Environment (defaults): N=200 WARM=50 PAGES="5k 60k" ASSET=1 (0 skips the 2 KB script, the
+#   fixed cost of a subresource, without and with a consent cookie) KEEP=0 (1 keeps the scratch dir with one
 #   self-contained callgrind dump per scenario, for callgrind_annotate)
 #   CG_BIN: the binary to measure (default: a fresh target/release/consentgate), e.g. a build of
 #   an older commit for an A/B comparison.
@@ -28,6 +29,7 @@ source "$HERE/lib.sh"
 N="${N:-200}"
 WARM="${WARM:-50}"
 PAGES="${PAGES:-5k 60k}"
+ASSET="${ASSET:-1}"
 
 need_tools nginx valgrind callgrind_control curl python3 taskset cargo awk
 trap cleanup EXIT
@@ -49,6 +51,8 @@ conf="$WORK/consentgate.toml"
 cat >"$conf" <<EOF
 [server]
 listen = "127.0.0.1:$P_CG"
+# One thread, as nginx runs one worker here (the single-threaded scheduler).
+workers = 1
 
 [upstream]
 url = "http://127.0.0.1:$P_ORIGIN"
@@ -59,7 +63,7 @@ key = "load-test-key-0123456789abcdef0123456789abcdef"
 [receipts]
 store = "off"
 EOF
-CONSENTGATE_LOG=warn TOKIO_WORKER_THREADS=1 valgrind --tool=callgrind --compress-strings=no --compress-pos=no \
+CONSENTGATE_LOG=warn valgrind --tool=callgrind --compress-strings=no --compress-pos=no \
 	--callgrind-out-file="$WORK/callgrind.out.%p" "$CG_BIN" --config "$conf" \
 	2>"$WORK/consentgate.log" &
 CG_PID="$!"
@@ -90,20 +94,30 @@ dump_total() {
 }
 dumps=0
 
+# One row: $1 label, $2 path, $3 encoding, $4 consent, $5 Sec-Fetch-Dest.
+measure() {
+	local headers="-H Sec-Fetch-Dest:$5 -H Accept-Encoding:$3" total
+	[[ "$4" == full ]] && headers="$headers -H Cookie:$COOKIE"
+	send "$WARM" "$2" "$headers"
+	callgrind_control -z "$CG_PID" >/dev/null 2>&1
+	send "$N" "$2" "$headers"
+	callgrind_control -d "$CG_PID" >/dev/null 2>&1
+	dumps=$((dumps + 1))
+	total="$(dump_total "$dumps")"
+	printf '| %s | %s | %s | %s |\n' "$1" "$3" "$4" "$((total / N))"
+}
+
 printf '| page | encoding | consent | instructions per request |\n|---|---|---|---:|\n'
 for page in $PAGES; do
 	for enc in identity gzip; do
 		for consent in none full; do
 			# Fetched as a browser navigates, so consentgate injects its banner or control.
-			headers="-H Sec-Fetch-Dest:document -H Accept-Encoding:$enc"
-			[[ "$consent" == full ]] && headers="$headers -H Cookie:$COOKIE"
-			send "$WARM" "/page-$page.html" "$headers"
-			callgrind_control -z "$CG_PID" >/dev/null 2>&1
-			send "$N" "/page-$page.html" "$headers"
-			callgrind_control -d "$CG_PID" >/dev/null 2>&1
-			dumps=$((dumps + 1))
-			total="$(dump_total "$dumps")"
-			printf '| %s | %s | %s | %s |\n' "$page" "$enc" "$consent" "$((total / N))"
+			measure "$page" "/page-$page.html" "$enc" "$consent" document
 		done
 	done
 done
+if [[ "$ASSET" == 1 ]]; then
+	for consent in none full; do
+		measure "2k script" /asset-2k.js identity "$consent" script
+	done
+fi

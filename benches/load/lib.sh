@@ -148,13 +148,15 @@ start_nginx() {
 	STARTED_PIDS+=("$NGINX_PID")
 }
 
-# Start consentgate in front of http://127.0.0.1:$2 on port $1, pinned to CPU $3 with one tokio
-# worker thread (TOKIO_WORKER_THREADS; the binary has no knob of its own). Sets CG_PID.
+# Start consentgate in front of http://127.0.0.1:$2 on port $1, pinned to CPU $3, on one thread
+# (`server.workers = 1`: tokio's single-threaded scheduler). Sets CG_PID.
 start_consentgate() {
 	local port="$1" upstream="$2" cpu="$3" conf="$WORK/consentgate-$1.toml"
 	cat >"$conf" <<EOF
 [server]
 listen = "127.0.0.1:$port"
+# One thread, as nginx runs one worker here (the single-threaded scheduler).
+workers = 1
 
 [upstream]
 url = "http://127.0.0.1:$upstream"
@@ -166,7 +168,7 @@ key = "load-test-key-0123456789abcdef0123456789abcdef"
 store = "off"
 EOF
 	# warn: nginx runs with access_log off; per-request info logs would not be a fair fight.
-	CONSENTGATE_LOG=warn TOKIO_WORKER_THREADS=1 taskset -c "$cpu" \
+	CONSENTGATE_LOG=warn taskset -c "$cpu" \
 		"$CG_BIN" --config "$conf" 2>"$WORK/consentgate-$port.log" &
 	CG_PID="$!"
 	STARTED_PIDS+=("$CG_PID")
@@ -180,7 +182,7 @@ start_origin() {
 	dir="$(write_nginx_conf origin "
     sendfile on;
     tcp_nopush on;
-    types { text/html html; application/octet-stream bin; }
+    types { text/html html; application/octet-stream bin; text/javascript js; }
     server {
         listen 127.0.0.1:$port;
         root $WORK/www;

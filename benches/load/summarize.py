@@ -97,7 +97,7 @@ def main():
 
     # Proxy CPU per request for non-HTML and full-consent pages against nginx proxy_pass.
     for s in scenarios:
-        for t in ("cg-none", "cg-full") if s.startswith("blob") else ("cg-full",):
+        for t in ("cg-none", "cg-full") if s.startswith(("blob", "asset")) else ("cg-full",):
             cg, nx = get(s, t, "cpu_us_per_req"), get(s, "pass", "cpu_us_per_req")
             if cg is None or not nx:
                 continue

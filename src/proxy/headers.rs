@@ -15,6 +15,11 @@ const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
 pub fn remove_hop_by_hop(h: &mut HeaderMap) {
+    // One pass over the names first: most messages carry none of these, and removing each
+    // name of the list would hash it.
+    if !h.keys().any(|n| HOP_BY_HOP.contains(n)) {
+        return;
+    }
     let named: Vec<HeaderName> = h
         .get_all(header::CONNECTION)
         .iter()
@@ -25,20 +30,22 @@ pub fn remove_hop_by_hop(h: &mut HeaderMap) {
     for n in named {
         h.remove(n);
     }
-    for n in [
-        header::CONNECTION,
-        KEEP_ALIVE,
-        PROXY_CONNECTION,
-        header::TE,
-        header::TRAILER,
-        header::TRANSFER_ENCODING,
-        header::UPGRADE,
-        header::PROXY_AUTHENTICATE,
-        header::PROXY_AUTHORIZATION,
-    ] {
+    for n in HOP_BY_HOP {
         h.remove(n);
     }
 }
+
+const HOP_BY_HOP: [HeaderName; 9] = [
+    header::CONNECTION,
+    KEEP_ALIVE,
+    PROXY_CONNECTION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+];
 
 /// The protocol a request asks to switch to (`Upgrade` with `Connection: upgrade`), if any.
 pub fn upgrade_of(h: &HeaderMap) -> Option<HeaderValue> {
@@ -59,47 +66,58 @@ pub fn upgrade_of(h: &HeaderMap) -> Option<HeaderValue> {
 /// extended only when the peer is trusted; otherwise they are replaced, so a client cannot forge
 /// its address for the origin.
 pub fn set_forwarding(h: &mut HeaderMap, peer: SocketAddr, host: &str, proto: &str, trust: bool) {
-    let ip = peer.ip().to_string();
-    let prior_xff = h
-        .get(&X_FORWARDED_FOR)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let xff = match (trust, prior_xff) {
-        (true, Some(p)) if !p.trim().is_empty() => format!("{p}, {ip}"),
-        _ => ip.clone(),
-    };
-    let node = if peer.is_ipv6() {
-        format!("\"[{ip}]\"")
+    use std::fmt::Write as _;
+    // Each value is written once into its own buffer and handed over without a copy.
+    let mut xff = String::new();
+    if let Some(p) = prior(h, &X_FORWARDED_FOR, trust) {
+        xff.reserve(p.len() + 48);
+        xff.push_str(p);
+        xff.push_str(", ");
+    }
+    let ip_at = xff.len();
+    let _ = write!(xff, "{}", peer.ip());
+    let ip = &xff[ip_at..];
+    let mut fwd = String::new();
+    if let Some(p) = prior(h, &header::FORWARDED, trust) {
+        fwd.reserve(p.len() + 80 + host.len());
+        fwd.push_str(p);
+        fwd.push_str(", ");
+    }
+    if peer.is_ipv6() {
+        let _ = write!(fwd, "for=\"[{ip}]\";proto={proto}");
     } else {
-        ip
-    };
-    let mut fwd = format!("for={node};proto={proto}");
+        let _ = write!(fwd, "for={ip};proto={proto}");
+    }
     if !host.is_empty() && host.bytes().all(|b| b.is_ascii_graphic() && b != b'"') {
         fwd.push_str(";host=\"");
         fwd.push_str(host);
         fwd.push('"');
     }
-    let prior_fwd = h
-        .get(header::FORWARDED)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let forwarded = match (trust, prior_fwd) {
-        (true, Some(p)) if !p.trim().is_empty() => format!("{p}, {fwd}"),
-        _ => fwd,
-    };
-    let set = |h: &mut HeaderMap, name: HeaderName, v: &str| {
-        if let Ok(v) = HeaderValue::from_str(v) {
+    let set = |h: &mut HeaderMap, name: HeaderName, v: String| {
+        if let Ok(v) = HeaderValue::from_maybe_shared(bytes::Bytes::from(v)) {
             h.insert(name, v);
         }
     };
-    set(h, X_FORWARDED_FOR, &xff);
+    set(h, X_FORWARDED_FOR, xff);
     if !(trust && h.contains_key(&X_FORWARDED_PROTO)) {
-        set(h, X_FORWARDED_PROTO, proto);
+        if let Ok(v) = HeaderValue::from_str(proto) {
+            h.insert(X_FORWARDED_PROTO, v);
+        }
     }
     if !(trust && h.contains_key(&X_FORWARDED_HOST)) {
-        set(h, X_FORWARDED_HOST, host);
+        if let Ok(v) = HeaderValue::from_str(host) {
+            h.insert(X_FORWARDED_HOST, v);
+        }
     }
-    set(h, header::FORWARDED, &forwarded);
+    set(h, header::FORWARDED, fwd);
+}
+
+/// A forwarding header's value from a trusted front proxy, if it has one.
+fn prior<'h>(h: &'h HeaderMap, name: &HeaderName, trust: bool) -> Option<&'h str> {
+    h.get(name)
+        .filter(|_| trust)
+        .and_then(|v| v.to_str().ok())
+        .filter(|p| !p.trim().is_empty())
 }
 
 /// Keeps only the content codings the rewriter can undo, so an HTML body never arrives in one
@@ -236,7 +254,8 @@ pub fn tag_etag(v: &HeaderValue, state: &str) -> Option<HeaderValue> {
 /// Rewrites `If-None-Match` for the origin: our state-tagged ETags of *this* state become the
 /// origin's ETag again; tags of another consent state are dropped (the client must get a fresh
 /// page); foreign tags pass. Returns whether any tag was ours, i.e. this is a page revalidation.
-pub fn translate_if_none_match(h: &mut HeaderMap, state: &str) -> bool {
+/// `state` is asked only when a tag is ours.
+pub fn translate_if_none_match<'s>(h: &mut HeaderMap, state: impl FnOnce() -> &'s str) -> bool {
     let Some(v) = h
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
@@ -245,6 +264,7 @@ pub fn translate_if_none_match(h: &mut HeaderMap, state: &str) -> bool {
         return false;
     };
     let mut ours = false;
+    let (mut state, mut asked) = (Some(state), "");
     let mut kept = Vec::new();
     for tag in v.split(',').map(str::trim).filter(|t| !t.is_empty()) {
         let opaque = tag.strip_prefix("W/").unwrap_or(tag);
@@ -252,7 +272,10 @@ pub fn translate_if_none_match(h: &mut HeaderMap, state: &str) -> bool {
         match inner.rfind(TAG_MARK) {
             Some(i) => {
                 ours = true;
-                if &inner[i + TAG_MARK.len()..] == state {
+                if let Some(f) = state.take() {
+                    asked = f();
+                }
+                if &inner[i + TAG_MARK.len()..] == asked {
                     // If-None-Match compares weakly, so the weak form matches either kind.
                     kept.push(format!("W/\"{}\"", &inner[..i]));
                 }
@@ -376,6 +399,18 @@ mod tests {
         remove_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1);
         assert!(h.contains_key("x-kept"));
+        // Nothing hop-by-hop: left as it was (the early return).
+        let mut h = HeaderMap::new();
+        h.insert("x-kept", hv("1"));
+        h.append("x-kept", hv("2"));
+        h.insert("accept", hv("*/*"));
+        remove_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 3);
+        // A proxy-only name alone still goes.
+        let mut h = HeaderMap::new();
+        h.insert("proxy-authorization", hv("Basic x"));
+        remove_hop_by_hop(&mut h);
+        assert!(h.is_empty());
     }
 
     #[test]
@@ -394,6 +429,30 @@ mod tests {
             .to_str()
             .unwrap()
             .starts_with("for=\"[::1]\""));
+        // A trusted front proxy's chains are extended; an untrusted one's replaced.
+        for (trust, xff, fwd) in [
+            (
+                true,
+                "9.9.9.9, 10.0.0.1",
+                "for=9.9.9.9, for=10.0.0.1;proto=https;host=\"site.test\"",
+            ),
+            (
+                false,
+                "10.0.0.1",
+                "for=10.0.0.1;proto=https;host=\"site.test\"",
+            ),
+        ] {
+            let mut h = HeaderMap::new();
+            h.insert("x-forwarded-for", hv("9.9.9.9"));
+            h.insert("forwarded", hv("for=9.9.9.9"));
+            h.insert("x-forwarded-proto", hv("http"));
+            set_forwarding(&mut h, peer, "site.test", "https", trust);
+            assert_eq!(h["x-forwarded-for"], xff);
+            assert_eq!(h["forwarded"], fwd);
+            let proto = if trust { "http" } else { "https" };
+            assert_eq!(h["x-forwarded-proto"], proto);
+            assert_eq!(h["x-forwarded-host"], "site.test");
+        }
     }
 
     #[test]
@@ -421,11 +480,11 @@ mod tests {
             "if-none-match",
             hv("W/\"abc-cg.s1\", \"other\", W/\"old-cg.s0\""),
         );
-        assert!(translate_if_none_match(&mut h, "s1"));
+        assert!(translate_if_none_match(&mut h, || "s1"));
         assert_eq!(h["if-none-match"], "W/\"abc\", \"other\"");
         let mut h = HeaderMap::new();
         h.insert("if-none-match", hv("W/\"abc-cg.s0\""));
-        assert!(translate_if_none_match(&mut h, "s1"));
+        assert!(translate_if_none_match(&mut h, || "s1"));
         assert!(!h.contains_key("if-none-match"));
     }
 

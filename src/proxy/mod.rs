@@ -20,7 +20,7 @@ pub use sites::Sites;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use http::{header, HeaderValue, Method, Request, Response, StatusCode, Uri};
 use http_body_util::combinators::BoxBody;
@@ -136,9 +136,9 @@ struct ResponseKind(&'static str);
 struct Exchange {
     method: Method,
     blocked: ServiceSet,
-    /// Consent-state tag for ETags.
-    state: String,
-    page: url::Url,
+    /// Consent-state tag for ETags, if the request needed it already.
+    state: Option<String>,
+    page: Page,
     /// `If-None-Match` carried our tag of this state.
     page_revalidation: bool,
     /// Add the banner (a document request, banner enabled).
@@ -572,9 +572,9 @@ impl Proxy {
                 return r;
             }
         }
-        let state = self.state_tag(&blocked, &visitor);
+        // Only pages and revalidations need the tag (a SHA-256): most requests are neither.
+        let state = OnceLock::new();
         let document = headers::is_document_request(req.headers());
-        let page = page_url(&host, secure, req.uri());
         let method = req.method().clone();
         let upgrade = headers::upgrade_of(req.headers());
         let mut req = req;
@@ -584,6 +584,7 @@ impl Proxy {
             peer,
             host: &host,
             state: &state,
+            visitor: &visitor,
             blocked: &blocked,
             upgrade: upgrade.as_ref(),
         };
@@ -601,7 +602,7 @@ impl Proxy {
             && headers::is_html(resp.headers().get(header::CONTENT_TYPE))
         {
             let whole = if matches!(method, Method::GET | Method::HEAD) {
-                match self.upstream_request(&parts, empty_body(), self.upstreams.url(used), &ctx) {
+                match self.upstream_request(&parts, empty_body(), used, &ctx) {
                     Ok((full, _)) => Some(full),
                     Err(resp) => return resp,
                 }
@@ -618,6 +619,7 @@ impl Proxy {
                     }
                 }
                 None => {
+                    let page = Page::new(secure, host, parts.uri);
                     tracing::error!(%page, "partial HTML response to a non-GET: refused");
                     return simple(StatusCode::BAD_GATEWAY, "bad gateway");
                 }
@@ -628,8 +630,8 @@ impl Proxy {
         let ex = Exchange {
             method,
             blocked,
-            state,
-            page,
+            state: state.into_inner(),
+            page: Page::new(secure, host, parts.uri),
             page_revalidation,
             inject: document && self.config.consent.banner,
             visitor,
@@ -685,8 +687,7 @@ impl Proxy {
             let i = self.upstreams.pick(&tried);
             tried.push(i);
             let this_body = body.take().unwrap_or_else(empty_body);
-            let (mut up, revalidation) =
-                self.upstream_request(parts, this_body, self.upstreams.url(i), ctx)?;
+            let (mut up, revalidation) = self.upstream_request(parts, this_body, i, ctx)?;
             if let Some(proto) = ctx.upgrade {
                 // Hop-by-hop removal took them out; an upgrade is the one case they must travel.
                 up.headers_mut()
@@ -722,25 +723,26 @@ impl Proxy {
         &self,
         parts: &http::request::Parts,
         body: UpstreamBody,
-        base: &url::Url,
+        upstream: usize,
         ctx: &UpstreamContext<'_>,
     ) -> Result<(Request<UpstreamBody>, bool), Response<ProxyBody>> {
         let UpstreamContext {
             peer,
             host,
-            state,
             blocked,
             ..
         } = *ctx;
         let up = &self.config.upstream;
-        let base_path = base.path().trim_end_matches('/');
         let pq = parts
             .uri
             .path_and_query()
             .map(|p| p.as_str())
             .unwrap_or("/");
-        let uri_text = format!("{}://{}{}{}", base.scheme(), authority(base), base_path, pq);
-        let Ok(uri) = uri_text.parse::<Uri>() else {
+        let prefix = self.upstreams.prefix(upstream);
+        let mut uri_text = String::with_capacity(prefix.len() + pq.len());
+        uri_text.push_str(prefix);
+        uri_text.push_str(pq);
+        let Ok(uri) = Uri::try_from(uri_text) else {
             return Err(simple(StatusCode::BAD_REQUEST, "bad request target"));
         };
         let mut headers = parts.headers.clone();
@@ -748,7 +750,7 @@ impl Proxy {
         headers::remove_hop_by_hop(h);
         let host_value = match &up.host_header {
             HostHeader::Client => host.to_string(),
-            HostHeader::Upstream => authority(base),
+            HostHeader::Upstream => self.upstreams.authority(upstream).to_string(),
             HostHeader::Fixed(v) => v.clone(),
         };
         if let Ok(v) = HeaderValue::from_str(&host_value) {
@@ -778,7 +780,11 @@ impl Proxy {
         if headers::is_document_request(h) {
             headers::drop_foreign_validators(h);
         }
-        let page_revalidation = headers::translate_if_none_match(h, state);
+        let page_revalidation = headers::translate_if_none_match(h, || {
+            ctx.state
+                .get_or_init(|| self.state_tag(blocked, ctx.visitor))
+                .as_str()
+        });
         // If-Modified-Since cannot tell consent states apart; our pages carry no Last-Modified,
         // so a browser sends it only for resources, and then with no consent tag.
         if page_revalidation {
@@ -838,7 +844,6 @@ impl Proxy {
             inject,
             visitor,
         } = ex;
-        let state = state.as_str();
         let (mut parts, body) = resp.into_parts();
         headers::remove_hop_by_hop(&mut parts.headers);
         let dropped =
@@ -850,7 +855,8 @@ impl Proxy {
         let status = parts.status;
         if status == StatusCode::NOT_MODIFIED {
             if page_revalidation {
-                headers::make_consent_dependent(&mut parts.headers, state);
+                let state = state.unwrap_or_else(|| self.state_tag(&blocked, &visitor));
+                headers::make_consent_dependent(&mut parts.headers, &state);
             }
             return Response::from_parts(parts, ProxyBody::empty());
         }
@@ -861,6 +867,8 @@ impl Proxy {
         if !html {
             return Response::from_parts(parts, self.pass(body));
         }
+        let state = state.unwrap_or_else(|| self.state_tag(&blocked, &visitor));
+        let state = state.as_str();
         headers::make_consent_dependent(&mut parts.headers, state);
         parts.headers.remove(header::ACCEPT_RANGES);
         self.add_csp(&mut parts.headers, &visitor.decision, state);
@@ -905,7 +913,7 @@ impl Proxy {
         let rewriter = match BodyRewriter::new(
             self.policy.clone(),
             blocked,
-            page.clone(),
+            page.url(),
             coding,
             ct,
             injection,
@@ -1222,19 +1230,6 @@ pub fn empty_body() -> UpstreamBody {
     Empty::new().map_err(|never| match never {}).boxed()
 }
 
-fn authority(u: &url::Url) -> String {
-    let host = u.host_str().unwrap_or("");
-    let host = if host.contains(':') && !host.starts_with('[') {
-        format!("[{host}]")
-    } else {
-        host.to_string()
-    };
-    match u.port() {
-        Some(p) => format!("{host}:{p}"),
-        None => host,
-    }
-}
-
 /// The host a request is for: `Host`, else the URI's authority (HTTP/2), else empty.
 fn request_host<B>(req: &Request<B>) -> &str {
     req.headers()
@@ -1244,14 +1239,50 @@ fn request_host<B>(req: &Request<B>) -> &str {
         .unwrap_or("")
 }
 
-/// The URL the browser sees for this request, for resolving relative URLs in the page.
-fn page_url(host: &str, secure: bool, uri: &Uri) -> url::Url {
-    let scheme = if secure { "https" } else { "http" };
-    let pq = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-    url::Url::parse(&format!("{scheme}://{host}{pq}"))
-        .or_else(|_| url::Url::parse(&format!("{scheme}://invalid-host.invalid{pq}")))
-        .or_else(|_| url::Url::parse("http://invalid-host.invalid/"))
-        .unwrap_or_else(|_| unreachable!("a constant URL parses"))
+/// The page a request is for, as the browser sees it. Parsed into a URL only for a page that is
+/// rewritten (to resolve its relative URLs); for everything else it is just logged.
+struct Page {
+    secure: bool,
+    host: String,
+    uri: Uri,
+}
+
+impl Page {
+    fn new(secure: bool, host: String, uri: Uri) -> Self {
+        Page { secure, host, uri }
+    }
+
+    fn scheme(&self) -> &'static str {
+        if self.secure {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
+    fn path_and_query(&self) -> &str {
+        self.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")
+    }
+
+    fn url(&self) -> url::Url {
+        let (scheme, pq) = (self.scheme(), self.path_and_query());
+        url::Url::parse(&format!("{scheme}://{}{pq}", self.host))
+            .or_else(|_| url::Url::parse(&format!("{scheme}://invalid-host.invalid{pq}")))
+            .or_else(|_| url::Url::parse("http://invalid-host.invalid/"))
+            .unwrap_or_else(|_| unreachable!("a constant URL parses"))
+    }
+}
+
+impl std::fmt::Display for Page {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}://{}{}",
+            self.scheme(),
+            self.host,
+            self.path_and_query()
+        )
+    }
 }
 
 /// Answers the client's upgrade with the origin's `101` and splices the two connections: the
@@ -1313,7 +1344,9 @@ struct SendError {
 struct UpstreamContext<'a> {
     peer: SocketAddr,
     host: &'a str,
-    state: &'a str,
+    /// The consent-state tag, made when first needed.
+    state: &'a OnceLock<String>,
+    visitor: &'a Visitor,
     blocked: &'a ServiceSet,
     upgrade: Option<&'a HeaderValue>,
 }

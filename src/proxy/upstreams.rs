@@ -7,6 +7,9 @@ use std::time::{Duration, Instant};
 
 pub struct Upstreams {
     urls: Vec<url::Url>,
+    /// Per address, made once: `scheme://authority/base-path` (requests append their path) and
+    /// the authority alone (for `Host` when `upstream.host_header = "upstream"`).
+    prefixes: Vec<(String, String)>,
     next: AtomicUsize,
     /// Per address: milliseconds since `epoch` until which it is left out (0: healthy).
     down_until: Vec<AtomicU64>,
@@ -19,6 +22,14 @@ impl Upstreams {
         let urls: Vec<url::Url> = config.urls().cloned().collect();
         Upstreams {
             down_until: urls.iter().map(|_| AtomicU64::new(0)).collect(),
+            prefixes: urls
+                .iter()
+                .map(|u| {
+                    let authority = authority(u);
+                    let path = u.path().trim_end_matches('/');
+                    (format!("{}://{authority}{path}", u.scheme()), authority)
+                })
+                .collect(),
             urls,
             next: AtomicUsize::new(0),
             epoch: Instant::now(),
@@ -33,6 +44,16 @@ impl Upstreams {
 
     pub fn url(&self, i: usize) -> &url::Url {
         &self.urls[i % self.urls.len()]
+    }
+
+    /// `scheme://authority/base-path` of address `i`, to which a request's path is appended.
+    pub fn prefix(&self, i: usize) -> &str {
+        &self.prefixes[i % self.prefixes.len()].0
+    }
+
+    /// The `host[:port]` of address `i`.
+    pub fn authority(&self, i: usize) -> &str {
+        &self.prefixes[i % self.prefixes.len()].1
     }
 
     fn now_ms(&self) -> u64 {
@@ -100,6 +121,20 @@ impl Upstreams {
     }
 }
 
+/// `host[:port]` of a URL, IPv6 hosts in brackets.
+fn authority(u: &url::Url) -> String {
+    let host = u.host_str().unwrap_or("");
+    let host = if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    };
+    match u.port() {
+        Some(p) => format!("{host}:{p}"),
+        None => host,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,6 +146,26 @@ mod tests {
             .collect();
         c.fail_timeout = fail;
         Upstreams::new(&c)
+    }
+
+    #[test]
+    fn request_targets_are_prefix_and_path() {
+        let mut c = crate::config::Config::defaults().unwrap().upstream;
+        c.url = url::Url::parse("http://origin.test:8080/app/").unwrap();
+        c.others = ["https://[::1]/", "http://10.0.0.2"]
+            .iter()
+            .map(|u| url::Url::parse(u).unwrap())
+            .collect();
+        let u = Upstreams::new(&c);
+        let got: Vec<(&str, &str)> = (0..3).map(|i| (u.prefix(i), u.authority(i))).collect();
+        assert_eq!(
+            got,
+            [
+                ("http://origin.test:8080/app", "origin.test:8080"),
+                ("https://[::1]", "[::1]"),
+                ("http://10.0.0.2", "10.0.0.2"),
+            ]
+        );
     }
 
     #[test]
