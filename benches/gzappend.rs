@@ -6,7 +6,8 @@
 //! small dynamic blocks, each with its own code tables).
 //!
 //! Run: `cargo bench --bench gzappend` (best of 7 interleaved rounds, `std::time`; prints
-//! microseconds per page and the ratio).
+//! microseconds per page and the ratio). `GZAPPEND_PROFILE=<stream 0-2>:<n>` only appends to
+//! that stream n times, for callgrind (subtract a run with n = 0).
 
 use std::hint::black_box;
 use std::io::Write;
@@ -83,6 +84,14 @@ fn main() {
         ("level 1, flushed every 512 B", gzip(&html, 1, Some(512))),
         ("level 6, flushed every 2 KB", gzip(&html, 6, Some(2048))),
     ];
+    if let Ok(p) = std::env::var("GZAPPEND_PROFILE") {
+        let (i, n) = p.split_once(':').expect("GZAPPEND_PROFILE=<stream>:<n>");
+        let gz = &streams[i.parse::<usize>().expect("stream")].1;
+        for _ in 0..n.parse::<usize>().expect("n") {
+            black_box(append(gz));
+        }
+        return;
+    }
     for (name, gz) in &streams {
         let mut appended = decode_all(Coding::Gzip, gz).expect("inflate");
         appended.extend_from_slice(CONTROL);

@@ -27,19 +27,48 @@ struct Huffman {
     /// Number of codes of each length (index 0 unused).
     count: [u16; 16],
     /// Symbols ordered by code.
-    symbol: Vec<u16>,
-    /// Indexed by the next `FAST_BITS` input bits: (symbol, length), length 0 when longer.
+    symbol: [u16; 288],
+    /// Indexed by the next `bits` input bits: (symbol, length), length 0 when longer. Room for
+    /// `FAST_BITS`; only the first `1 << bits` entries are in use.
     fast: Vec<(u16, u8)>,
+    /// The lookup width: `FAST_BITS`, or the longest code if shorter. A flushed stream is many
+    /// small blocks whose distance and code-length codes are short: filling 1024 entries for
+    /// each of them cost more than walking the block.
+    bits: u32,
+    mask: u64,
+    /// `fast` is all zeros (new, not built yet).
+    clean: bool,
 }
 
 const FAST_BITS: u32 = 10;
-const FAST_MASK: u64 = (1 << FAST_BITS) - 1;
 
 impl Huffman {
+    fn empty() -> Self {
+        Huffman {
+            count: [0; 16],
+            symbol: [0; 288],
+            fast: vec![(0, 0); 1 << FAST_BITS],
+            bits: 1,
+            mask: 1,
+            clean: true,
+        }
+    }
+
     fn new(lengths: &[u8]) -> Result<Self, RewriteError> {
+        let mut h = Huffman::empty();
+        h.build(lengths)?;
+        Ok(h)
+    }
+
+    /// Makes this the code of `lengths` (at most 288), reusing the tables' memory.
+    fn build(&mut self, lengths: &[u8]) -> Result<(), RewriteError> {
+        if lengths.len() > self.symbol.len() {
+            return Err(bad("too many Huffman codes"));
+        }
+        // Counted in a local (not through `self`), so the fill loop below keeps it in registers.
         let mut count = [0u16; 16];
         for &l in lengths {
-            count[usize::from(l)] += 1;
+            count[usize::from(l & 15)] += 1;
         }
         count[0] = 0;
         // Over-subscribed codes are invalid; incomplete ones fail when a missing code is met.
@@ -54,23 +83,40 @@ impl Huffman {
         for len in 1..15 {
             offs[len + 1] = offs[len] + count[len];
         }
-        let mut symbol = vec![0u16; lengths.len()];
         for (s, &l) in lengths.iter().enumerate() {
             if l != 0 {
-                symbol[usize::from(offs[usize::from(l)])] = s as u16;
-                offs[usize::from(l)] += 1;
+                let o = &mut offs[usize::from(l & 15)];
+                self.symbol[usize::from(*o)] = s as u16;
+                *o += 1;
             }
         }
+        self.count = count;
+        let longest = (1..16u32)
+            .rev()
+            .find(|&l| count[l as usize] != 0)
+            .unwrap_or(1);
+        let bits = longest.min(FAST_BITS);
+        self.bits = bits;
+        self.mask = (1 << bits) - 1;
+        let fast = &mut self.fast[..1 << bits];
+        // Entries no code of up to `bits` covers (the prefixes of longer codes, the gaps of an
+        // incomplete code) must read as length 0; when the short codes cover all, every entry
+        // is written below anyway.
+        let covered: u32 = (1..=bits)
+            .map(|l| u32::from(count[l as usize]) << (bits - l))
+            .sum();
+        if covered != 1 << bits && !self.clean {
+            fast.fill((0, 0));
+        }
+        self.clean = false;
         // Codes in canonical order, reversed into the order deflate sends their bits.
-        let bits = FAST_BITS;
-        let mut fast = vec![(0u16, 0u8); 1 << bits];
         let (mut code, mut index) = (0u32, 0usize);
         for len in 1..=bits {
             for _ in 0..count[len as usize] {
                 let rev = code.reverse_bits() >> (32 - len);
                 let mut k = rev;
                 while k < (1 << bits) {
-                    fast[k as usize] = (symbol[index], len as u8);
+                    fast[k as usize] = (self.symbol[index], len as u8);
                     k += 1 << len;
                 }
                 code += 1;
@@ -78,18 +124,14 @@ impl Huffman {
             }
             code <<= 1;
         }
-        Ok(Huffman {
-            count,
-            symbol,
-            fast,
-        })
+        Ok(())
     }
 
     /// The next symbol at bit `pos`, and its length; `None` when more input is needed.
     fn decode(&self, r: &Bits<'_>, pos: usize) -> Result<Option<(u16, u32)>, RewriteError> {
         let avail = r.avail(pos);
-        let peek = r.peek(pos, FAST_BITS.min(avail));
-        let (sym, len) = self.fast[(u64::from(peek) & FAST_MASK) as usize];
+        let peek = r.peek(pos, self.bits.min(avail));
+        let (sym, len) = self.fast[(u64::from(peek) & self.mask) as usize];
         if len != 0 && u32::from(len) <= avail {
             return Ok(Some((sym, u32::from(len))));
         }
@@ -209,6 +251,9 @@ pub enum First {
 struct Scanner {
     first: First,
     block: Block,
+    /// Tables kept for the next dynamic block: the code-length code, and the last dynamic
+    /// block's codes once it is done (rebuilt in place rather than allocated per block).
+    tables: Tables,
     /// The block being walked is the last one (its BFINAL bit was set).
     last: bool,
 }
@@ -228,6 +273,10 @@ impl Scanner {
         Scanner {
             first: First::Pending,
             block: Block::Header,
+            tables: Tables {
+                cl: None,
+                spare: None,
+            },
             last: false,
         }
     }
@@ -239,7 +288,7 @@ impl Scanner {
         loop {
             match &mut self.block {
                 Block::Header => {
-                    let Some((p, block, last)) = read_header(&r, *pos)? else {
+                    let Some((p, block, last)) = read_header(&r, *pos, &mut self.tables)? else {
                         return Ok(Step::More);
                     };
                     if self.first == First::Pending {
@@ -287,7 +336,12 @@ impl Scanner {
     }
 
     fn block_done(&mut self, pos: usize) -> Option<Step> {
-        self.block = Block::Header;
+        if let Block::Codes(codes) = std::mem::replace(&mut self.block, Block::Header) {
+            // Only a dynamic block's codes are ours alone (the fixed ones are shared).
+            if Arc::strong_count(&codes) == 1 {
+                self.tables.spare = Some(codes);
+            }
+        }
         self.last.then_some(Step::End { end: pos })
     }
 }
@@ -306,7 +360,7 @@ fn walk_fast(
             break;
         };
         let v = u64::from_le_bytes(w) >> (*pos % 8);
-        let (sym, n) = lit.fast[(v & FAST_MASK) as usize];
+        let (sym, n) = lit.fast[(v & lit.mask) as usize];
         if n == 0 {
             break;
         }
@@ -320,7 +374,7 @@ fn walk_fast(
             return Ok(true);
         }
         used += len_extra(sym)?;
-        let (d, dn) = dist.fast[((v >> used) & FAST_MASK) as usize];
+        let (d, dn) = dist.fast[((v >> used) & dist.mask) as usize];
         if dn == 0 {
             break;
         }
@@ -362,7 +416,11 @@ fn walk_one(
 
 /// A block header at `pos`: where its data starts, what it is, and BFINAL. `None` when the
 /// header is not all in `r` yet.
-fn read_header(r: &Bits<'_>, pos: usize) -> Result<Option<(usize, Block, bool)>, RewriteError> {
+fn read_header(
+    r: &Bits<'_>,
+    pos: usize,
+    tables: &mut Tables,
+) -> Result<Option<(usize, Block, bool)>, RewriteError> {
     if r.avail(pos) < 3 {
         return Ok(None);
     }
@@ -383,10 +441,10 @@ fn read_header(r: &Bits<'_>, pos: usize) -> Result<Option<(usize, Block, bool)>,
             Block::Stored(len as usize)
         }
         1 => Block::Codes(fixed_codes()?),
-        2 => match read_dynamic(r, p)? {
+        2 => match read_dynamic(r, p, tables)? {
             Some((q, codes)) => {
                 p = q;
-                Block::Codes(Arc::new(codes))
+                Block::Codes(codes)
             }
             None => return Ok(None),
         },
@@ -396,7 +454,17 @@ fn read_header(r: &Bits<'_>, pos: usize) -> Result<Option<(usize, Block, bool)>,
 }
 
 /// The code tables of a dynamic block whose header data starts at `pos`.
-fn read_dynamic(r: &Bits<'_>, mut p: usize) -> Result<Option<(usize, Codes)>, RewriteError> {
+/// Memory for the code tables of dynamic blocks, reused from block to block.
+struct Tables {
+    cl: Option<Huffman>,
+    spare: Option<Arc<Codes>>,
+}
+
+fn read_dynamic(
+    r: &Bits<'_>,
+    mut p: usize,
+    tables: &mut Tables,
+) -> Result<Option<(usize, Arc<Codes>)>, RewriteError> {
     if r.avail(p) < 14 {
         return Ok(None);
     }
@@ -415,7 +483,8 @@ fn read_dynamic(r: &Bits<'_>, mut p: usize) -> Result<Option<(usize, Codes)>, Re
         cl[i] = r.peek(p, 3) as u8;
         p += 3;
     }
-    let clcode = Huffman::new(&cl)?;
+    let clcode = tables.cl.get_or_insert_with(Huffman::empty);
+    clcode.build(&cl)?;
     let mut lengths = [0u8; 286 + 30];
     let mut i = 0;
     while i < nlen + ndist {
@@ -452,9 +521,19 @@ fn read_dynamic(r: &Bits<'_>, mut p: usize) -> Result<Option<(usize, Codes)>, Re
     if lengths[256] == 0 {
         return Err(bad("no end-of-block code"));
     }
-    let lit = Huffman::new(&lengths[..nlen])?;
-    let dist = Huffman::new(&lengths[nlen..nlen + ndist])?;
-    Ok(Some((p, (lit, dist))))
+    let mut codes = tables
+        .spare
+        .take()
+        .unwrap_or_else(|| Arc::new((Huffman::empty(), Huffman::empty())));
+    if Arc::get_mut(&mut codes).is_none() {
+        codes = Arc::new((Huffman::empty(), Huffman::empty()));
+    }
+    let Some((lit, dist)) = Arc::get_mut(&mut codes) else {
+        return Err(bad("code tables in use"));
+    };
+    lit.build(&lengths[..nlen])?;
+    dist.build(&lengths[nlen..nlen + ndist])?;
+    Ok(Some((p, codes)))
 }
 
 enum Phase {
@@ -763,6 +842,40 @@ mod tests {
             }
         }
         assert!(cases > 400);
+    }
+
+    /// Tables are rebuilt in place from block to block: a block whose literal code has codes
+    /// longer than the lookup width (their prefixes must read as "longer") after one whose short
+    /// codes filled every entry, and short blocks again after it.
+    #[test]
+    fn blocks_with_long_codes_after_short_ones() {
+        let mut x = 7u64;
+        let mut skewed = Vec::new();
+        while skewed.len() < 60_000 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            // Geometric-ish over all 256 bytes: rare bytes get codes of 12-15 bits.
+            skewed.push(((x >> 33) as u8).leading_zeros() as u8 * 31 + (x >> 59) as u8);
+            if x >> 62 == 0 {
+                skewed.push((x >> 40) as u8);
+            }
+        }
+        let small = b"abba abab baba ".repeat(100);
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+        let mut data = Vec::new();
+        for part in [&small[..], &skewed, &small, &skewed, &small] {
+            e.write_all(part).unwrap();
+            e.flush().unwrap();
+            data.extend_from_slice(part);
+        }
+        let gz = e.finish().unwrap();
+        for chunk in [7, 4096, usize::MAX] {
+            let out = append(&gz, chunk, b"<a>tail</a>").unwrap();
+            let mut want = data.clone();
+            want.extend_from_slice(b"<a>tail</a>");
+            assert_eq!(gunzip(&out).expect("valid gzip"), want, "chunk {chunk}");
+        }
     }
 
     /// The first byte for the BOM check, off the first block's first symbol; an empty page is
