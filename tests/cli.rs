@@ -178,17 +178,19 @@ fn runs_with_flags_only_and_blocks_by_default() {
     drop(rt);
 }
 
-#[test]
-fn runs_from_a_config_file() {
+/// The binary with `workers` threads in front of an origin answering `html`, until dropped:
+/// the origin's runtime, the port and the process.
+fn run_with_workers(
+    workers: usize,
+    html: &'static str,
+) -> (tokio::runtime::Runtime, common::Origin, u16, Running) {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let origin = rt.block_on(common::origin(|_| {
-        common::OriginResponse::html("<p>from file</p>")
-    }));
+    let origin = rt.block_on(common::origin(move |_| common::OriginResponse::html(html)));
     let port = free_port();
     let cfg = write_file(
-        "run.toml",
+        &format!("workers-{workers}.toml"),
         &format!(
-            "[server]\nlisten = \"127.0.0.1:{port}\"\nworkers = 7\n[upstream]\nurl = \"http://{}\"\n",
+            "[server]\nlisten = \"127.0.0.1:{port}\"\nworkers = {workers}\n[upstream]\nurl = \"http://{}\"\n",
             origin.addr
         ),
     );
@@ -201,49 +203,39 @@ fn runs_from_a_config_file() {
             .spawn()
             .unwrap(),
     );
-    assert!(http_get(port, "/").contains("<p>from file</p>"));
-    // server.workers sets the runtime's thread count (tokio names its blocking threads, e.g.
-    // for name resolution, the same way: allow a couple).
-    let workers = std::fs::read_dir(format!("/proc/{}/task", p.0.id()))
+    (rt, origin, port, p)
+}
+
+/// Threads of process `pid` that tokio made (its workers and blocking threads).
+fn tokio_threads(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
         .unwrap()
         .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
         .filter(|name| name.starts_with("tokio-r"))
-        .count();
+        .count()
+}
+
+#[test]
+fn runs_from_a_config_file() {
+    let (_rt, _origin, port, p) = run_with_workers(7, "<p>from file</p>");
+    assert!(http_get(port, "/").contains("<p>from file</p>"));
+    // server.workers sets the runtime's thread count (tokio names its blocking threads, e.g.
+    // for name resolution, the same way: allow a couple).
+    let workers = tokio_threads(p.0.id());
     assert!((7..=9).contains(&workers), "{workers} runtime threads");
-    drop(rt);
 }
 
 #[test]
 fn one_worker_runs_on_one_thread() {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let origin = rt.block_on(common::origin(|_| {
-        common::OriginResponse::html("<p>one thread</p>")
-    }));
-    let port = free_port();
-    let cfg = write_file(
-        "one.toml",
-        &format!(
-            "[server]\nlisten = \"127.0.0.1:{port}\"\nworkers = 1\n[upstream]\nurl = \"http://{}\"\n",
-            origin.addr
-        ),
-    );
-    let p = Running(
-        Command::new(BIN)
-            .arg("--config")
-            .arg(&cfg)
-            .env_remove("TOKIO_WORKER_THREADS")
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let (_rt, _origin, port, p) = run_with_workers(1, "<p>one thread</p>");
     // Several pages, the banner's endpoints and a reload (which runs on a blocking thread).
     for _ in 0..3 {
         assert!(http_get(port, "/").contains("<p>one thread</p>"));
     }
     assert!(http_get(port, "/__consent/policy").contains(" 200 "));
-    let pid = p.0.id().to_string();
+    let pid = p.0.id();
     assert!(Command::new("kill")
-        .args(["-HUP", &pid])
+        .args(["-HUP", &pid.to_string()])
         .status()
         .unwrap()
         .success());
@@ -252,13 +244,8 @@ fn one_worker_runs_on_one_thread() {
     // The single-threaded scheduler: no pool of worker threads (a pool of one would show one
     // `tokio-runtime-worker` before any blocking work); at most the blocking thread the reload
     // used.
-    let tokio_threads = std::fs::read_dir(format!("/proc/{pid}/task"))
-        .unwrap()
-        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
-        .filter(|name| name.starts_with("tokio-r"))
-        .count();
-    assert!(tokio_threads <= 1, "{tokio_threads} runtime threads");
-    drop(rt);
+    let n = tokio_threads(pid);
+    assert!(n <= 1, "{n} runtime threads");
 }
 
 #[test]
