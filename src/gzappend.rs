@@ -856,7 +856,8 @@ mod tests {
                 .wrapping_mul(6364136223846793005)
                 .wrapping_add(1442695040888963407);
             // Geometric-ish over all 256 bytes: rare bytes get codes of 12-15 bits.
-            skewed.push(((x >> 33) as u8).leading_zeros() as u8 * 31 + (x >> 59) as u8);
+            let rare = ((x >> 33) as u8).leading_zeros() as u8;
+            skewed.push(rare.wrapping_mul(31).wrapping_add((x >> 59) as u8));
             if x >> 62 == 0 {
                 skewed.push((x >> 40) as u8);
             }
