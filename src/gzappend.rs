@@ -65,7 +65,6 @@ impl Huffman {
         if lengths.len() > self.symbol.len() {
             return Err(bad("too many Huffman codes"));
         }
-        // Counted in a local (not through `self`), so the fill loop below keeps it in registers.
         let mut count = [0u16; 16];
         for &l in lengths {
             count[usize::from(l & 15)] += 1;
@@ -273,10 +272,7 @@ impl Scanner {
         Scanner {
             first: First::Pending,
             block: Block::Header,
-            tables: Tables {
-                cl: None,
-                spare: None,
-            },
+            tables: Tables::default(),
             last: false,
         }
     }
@@ -453,13 +449,14 @@ fn read_header(
     Ok(Some((p, block, last)))
 }
 
-/// The code tables of a dynamic block whose header data starts at `pos`.
 /// Memory for the code tables of dynamic blocks, reused from block to block.
+#[derive(Default)]
 struct Tables {
     cl: Option<Huffman>,
     spare: Option<Arc<Codes>>,
 }
 
+/// The code tables of a dynamic block whose header data starts at `pos`.
 fn read_dynamic(
     r: &Bits<'_>,
     mut p: usize,
@@ -521,19 +518,15 @@ fn read_dynamic(
     if lengths[256] == 0 {
         return Err(bad("no end-of-block code"));
     }
-    let mut codes = tables
+    // The spare is the last block's, kept only when nothing else held it.
+    let (mut lit, mut dist) = tables
         .spare
         .take()
-        .unwrap_or_else(|| Arc::new((Huffman::empty(), Huffman::empty())));
-    if Arc::get_mut(&mut codes).is_none() {
-        codes = Arc::new((Huffman::empty(), Huffman::empty()));
-    }
-    let Some((lit, dist)) = Arc::get_mut(&mut codes) else {
-        return Err(bad("code tables in use"));
-    };
+        .and_then(|c| Arc::try_unwrap(c).ok())
+        .unwrap_or_else(|| (Huffman::empty(), Huffman::empty()));
     lit.build(&lengths[..nlen])?;
     dist.build(&lengths[nlen..nlen + ndist])?;
-    Ok(Some((p, codes)))
+    Ok(Some((p, Arc::new((lit, dist)))))
 }
 
 enum Phase {

@@ -1266,7 +1266,7 @@ impl Page {
 
     fn url(&self) -> url::Url {
         let (scheme, pq) = (self.scheme(), self.path_and_query());
-        url::Url::parse(&format!("{scheme}://{}{pq}", self.host))
+        url::Url::parse(&self.to_string())
             .or_else(|_| url::Url::parse(&format!("{scheme}://invalid-host.invalid{pq}")))
             .or_else(|_| url::Url::parse("http://invalid-host.invalid/"))
             .unwrap_or_else(|_| unreachable!("a constant URL parses"))
