@@ -65,7 +65,8 @@ struct GzPass {
 struct Start {
     policy: Arc<Policy>,
     blocked: ServiceSet,
-    page: url::Url,
+    /// Made only when a parser starts: a page that passes unparsed never needs its URL.
+    page: Option<PageUrl>,
     /// From `Content-Type`, if it named a known charset.
     declared: Option<&'static Encoding>,
     inject: Option<Injection>,
@@ -78,6 +79,10 @@ impl std::fmt::Debug for BodyRewriter {
         f.write_str("BodyRewriter(..)")
     }
 }
+
+/// The page's URL (relative URLs in it resolve against it), asked for only when the page is
+/// parsed: parsing a URL costs more than the rest of a passed-through page's set-up.
+pub type PageUrl = Box<dyn FnOnce() -> url::Url + Send>;
 
 /// The charset parameter of a `Content-Type` value.
 pub fn charset_param(content_type: &str) -> Option<&'static Encoding> {
@@ -94,7 +99,7 @@ impl BodyRewriter {
     pub fn new(
         policy: Arc<Policy>,
         blocked: ServiceSet,
-        page: url::Url,
+        page: impl FnOnce() -> url::Url + Send + 'static,
         coding: Coding,
         content_type: Option<&str>,
         inject: Option<Injection>,
@@ -114,7 +119,7 @@ impl BodyRewriter {
             start: Start {
                 policy,
                 blocked,
-                page,
+                page: Some(Box::new(page)),
                 declared: content_type.and_then(charset_param),
                 inject,
                 splice: coding == Coding::Gzip,
@@ -434,10 +439,12 @@ fn feed_end_of_sniff(
             )
         }
     };
+    // The stage leaves `Sniffing` once, so the URL is there.
+    let page = start.page.take().ok_or(RewriteError::Finished)?;
     let mut rewriter = PageRewriter::with_injection(
         start.policy.clone(),
         start.blocked.clone(),
-        start.page.clone(),
+        page(),
         charset,
         start.inject.take(),
     );
@@ -468,7 +475,7 @@ mod tests {
         let mut compressed = Vec::new();
         enc.write(body, &mut compressed).unwrap();
         enc.finish(&mut compressed).unwrap();
-        let mut br = BodyRewriter::new(policy, blocked, page, coding, ct, None).unwrap();
+        let mut br = BodyRewriter::new(policy, blocked, move || page, coding, ct, None).unwrap();
         crate::codec::decode_all(coding, &drive(&mut br, &compressed, chunk)).unwrap()
     }
 
@@ -500,8 +507,10 @@ mod tests {
 
     /// Full consent with an injection: the page's bytes unparsed, the injection at the end in a
     /// form every ASCII-compatible encoding reads the same. Chunks are forwarded as they came
-    /// while the rewriter `passes_through` (as the proxy does); also returns how many were.
-    fn append_only(coding: Coding, ct: &str, body: &[u8], chunk: usize) -> (Vec<u8>, usize) {
+    /// while the rewriter `passes_through` (as the proxy does); also returns how many were, and
+    /// whether the page's URL was asked for (only a parser needs it).
+    fn append_only(coding: Coding, ct: &str, body: &[u8], chunk: usize) -> (Vec<u8>, usize, bool) {
+        use std::sync::atomic::{AtomicBool, Ordering};
         let (policy, blocked) = full_consent();
         let page = url::Url::parse("https://site.test/").unwrap();
         let mut enc = Encoder::new(coding).unwrap();
@@ -510,8 +519,16 @@ mod tests {
         enc.finish(&mut compressed).unwrap();
         let inject: Injection =
             Box::new(|_: &RewriteStats| Arc::new(Fragment::new("<p>Einstellungen ä €</p>")));
+        let asked = Arc::new(AtomicBool::new(false));
+        let url = {
+            let asked = asked.clone();
+            move || {
+                asked.store(true, Ordering::Relaxed);
+                page
+            }
+        };
         let mut br =
-            BodyRewriter::new(policy, blocked, page, coding, Some(ct), Some(inject)).unwrap();
+            BodyRewriter::new(policy, blocked, url, coding, Some(ct), Some(inject)).unwrap();
         let (mut out, mut passed) = (Vec::new(), 0);
         for c in compressed.chunks(chunk) {
             if br.passes_through() {
@@ -522,7 +539,8 @@ mod tests {
             }
         }
         out.extend(br.finish().unwrap());
-        (crate::codec::decode_all(coding, &out).unwrap(), passed)
+        let out = crate::codec::decode_all(coding, &out).unwrap();
+        (out, passed, asked.load(Ordering::Relaxed))
     }
 
     /// No decision, with a banner: for gzip the encoder splices in the banner's own deflate
@@ -569,7 +587,10 @@ mod tests {
             let mut br = BodyRewriter::new(
                 policy.clone(),
                 blocked.clone(),
-                page.clone(),
+                {
+                    let p = page.clone();
+                    move || p
+                },
                 coding,
                 ct,
                 Some(inject),
@@ -609,7 +630,10 @@ mod tests {
             let mut br = BodyRewriter::new(
                 policy.clone(),
                 blocked.clone(),
-                page.clone(),
+                {
+                    let p = page.clone();
+                    move || p
+                },
                 Coding::Gzip,
                 Some(ct),
                 Some(inject),
@@ -652,8 +676,9 @@ mod tests {
         let latin1 = b"<p>Gr\xfc\xdfe</p><script src=\"https://static.zdassets.com/x.js\"></script></body></html>";
         for chunk in [1, 2, 5, 4096] {
             for coding in [Coding::Identity, Coding::Gzip] {
-                let (out, passed) =
+                let (out, passed, url) =
                     append_only(coding, "text/html; charset=windows-1252", latin1, chunk);
+                assert!(!url, "a page that is not parsed needs no URL");
                 // Identity chunks after the first (which settles the encoding) go out as
                 // they came; compressed ones are decoded and re-encoded.
                 assert_eq!(
@@ -663,14 +688,15 @@ mod tests {
                 let mut want = latin1.to_vec();
                 want.extend_from_slice(b"<p>Einstellungen &#228; &#8364;</p>");
                 assert_eq!(out, want, "{coding:?} chunk {chunk}");
-                let (out, _) =
+                let (out, _, url) =
                     append_only(coding, "text/html; charset=utf-8", PAGE.as_bytes(), chunk);
+                assert!(!url);
                 assert_eq!(
                     String::from_utf8(out).unwrap(),
                     format!("{PAGE}<p>Einstellungen ä €</p>")
                 );
                 // Undeclared: a later <meta charset> decides, so ASCII it is.
-                let (out, _) = append_only(coding, "text/html", PAGE.as_bytes(), chunk);
+                let (out, _, _) = append_only(coding, "text/html", PAGE.as_bytes(), chunk);
                 assert!(out.ends_with(b"<p>Einstellungen &#228; &#8364;</p>"));
             }
         }
@@ -679,8 +705,9 @@ mod tests {
             .encode_utf16()
             .flat_map(|u| u.to_le_bytes())
             .collect();
-        let (out, passed) = append_only(Coding::Identity, "text/html", &utf16, 3);
+        let (out, passed, url) = append_only(Coding::Identity, "text/html", &utf16, 3);
         assert_eq!(passed, 0, "transcoded, never passed through");
+        assert!(url, "the parser resolves against the page's URL");
         assert!(out.starts_with(UTF8_BOM), "{out:?}");
         assert!(String::from_utf8_lossy(&out).ends_with("<p>Einstellungen ä €</p>"));
     }

@@ -341,29 +341,30 @@ pub fn make_consent_dependent(h: &mut HeaderMap, state: &str) {
     }
     h.remove(header::LAST_MODIFIED);
     h.remove(header::EXPIRES);
-    let mut directives: Vec<String> = h
-        .get_all(header::CACHE_CONTROL)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|d| d.trim().to_string())
-        .filter(|d| {
-            let name = d
-                .split('=')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase();
-            !d.is_empty()
-                && !matches!(
-                    name.as_str(),
-                    "public" | "s-maxage" | "immutable" | "private" | "no-cache" | "max-age"
-                )
-        })
-        .collect();
-    directives.insert(0, "private".into());
-    directives.insert(1, "no-cache".into());
-    if let Ok(v) = HeaderValue::from_str(&directives.join(", ")) {
+    // The origin's other directives (no-store, must-revalidate, extensions) are kept after
+    // ours, written straight into one string: most pages have none to keep.
+    let mut value = String::from("private, no-cache");
+    for v in h.get_all(header::CACHE_CONTROL) {
+        let Ok(v) = v.to_str() else { continue };
+        for d in v.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+            let name = d.split('=').next().unwrap_or("").trim();
+            let ours = [
+                "public",
+                "s-maxage",
+                "immutable",
+                "private",
+                "no-cache",
+                "max-age",
+            ]
+            .iter()
+            .any(|o| name.eq_ignore_ascii_case(o));
+            if !ours {
+                value.push_str(", ");
+                value.push_str(d);
+            }
+        }
+    }
+    if let Ok(v) = HeaderValue::from_maybe_shared(bytes::Bytes::from(value)) {
         h.insert(header::CACHE_CONTROL, v);
     }
     let has_cookie_vary = h
@@ -518,6 +519,16 @@ mod tests {
         assert_eq!(h["etag"], "W/\"v1-cg.st\"");
         let vary: Vec<_> = h.get_all("vary").iter().collect();
         assert_eq!(vary, vec!["Accept-Encoding", "Cookie"]);
+        // Several headers, names in any case, empty items: ours first, the rest kept in order.
+        let mut h = HeaderMap::new();
+        h.append("cache-control", hv("Public, S-MAXAGE=60,, no-store"));
+        h.append(
+            "cache-control",
+            hv("Max-Age=5, stale-if-error=30, IMMUTABLE"),
+        );
+        make_consent_dependent(&mut h, "st");
+        let cc: Vec<_> = h.get_all("cache-control").iter().collect();
+        assert_eq!(cc, vec!["private, no-cache, no-store, stale-if-error=30"]);
     }
 
     #[test]

@@ -82,6 +82,8 @@ pub struct Proxy {
     /// Our CSP header by consent-state tag (sorting and joining every consented service's
     /// sources cost more than proxying a small page); `None` if it is not a valid header.
     csp_cache: StateCache<String, Option<HeaderValue>>,
+    /// `Reporting-Endpoints` naming our CSP report path, made once (`None`: no reporting).
+    reporting_endpoints: Option<HeaderValue>,
 }
 
 /// A rendered banner's key: consent-state tag, has a receipt, facades shown.
@@ -217,6 +219,10 @@ impl Proxy {
         };
         let upstreams = upstreams::Upstreams::new(&config.upstream);
         let csp_sources = crate::csp::ServiceSources::new(&config.catalog);
+        let reporting_endpoints =
+            config.csp.report_path.as_ref().and_then(|path| {
+                HeaderValue::from_str(&format!("consentgate-csp=\"{path}\"")).ok()
+            });
         let receipt_store = receipt_opener(&config.receipts.store);
         let receipts = match reuse {
             Some(log) => log,
@@ -244,6 +250,7 @@ impl Proxy {
                 upstreams,
                 banner_cache: Arc::default(),
                 csp_cache: StateCache::default(),
+                reporting_endpoints,
             },
             source,
         ))
@@ -446,10 +453,8 @@ impl Proxy {
         if let Some(v) = v {
             h.append(name, v);
         }
-        if let Some(path) = &csp.report_path {
-            if let Ok(v) = HeaderValue::from_str(&format!("consentgate-csp=\"{path}\"")) {
-                h.append("reporting-endpoints", v);
-            }
+        if let Some(v) = &self.reporting_endpoints {
+            h.append("reporting-endpoints", v.clone());
         }
     }
 
@@ -910,17 +915,18 @@ impl Proxy {
             .and_then(|v| v.to_str().ok());
         let injection = inject.then(|| self.injection(&visitor, &blocked, state));
         let blocked_any = !blocked.is_empty();
+        let label = page.to_string();
         let rewriter = match BodyRewriter::new(
             self.policy.clone(),
             blocked,
-            page.url(),
+            move || page.url(),
             coding,
             ct,
             injection,
         ) {
             Ok(r) => r.with_decompression_ratio(self.config.limits.decompression_ratio),
             Err(e) => {
-                tracing::error!(%page, error = %e, "cannot start rewriting");
+                tracing::error!(page = %label, error = %e, "cannot start rewriting");
                 return simple(StatusCode::BAD_GATEWAY, "bad gateway");
             }
         };
@@ -934,7 +940,7 @@ impl Proxy {
         parts.extensions.insert(ResponseKind("html"));
         Response::from_parts(
             parts,
-            ProxyBody::rewrite(body, rewriter, idle, page.to_string(), self.on_rewritten())
+            ProxyBody::rewrite(body, rewriter, idle, label, self.on_rewritten())
                 .counting(self.origin_errors()),
         )
     }
