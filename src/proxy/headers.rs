@@ -127,25 +127,26 @@ pub fn filter_accept_encoding(h: &mut HeaderMap) {
         h.remove(header::ACCEPT_ENCODING);
         return;
     };
-    let kept: Vec<&str> = v
-        .split(',')
-        .map(str::trim)
-        .filter(|t| {
-            let mut parts = t.split(';');
-            let name = parts.next().unwrap_or("").trim().to_ascii_lowercase();
-            let refused = parts.any(|p| {
-                p.trim()
-                    .strip_prefix("q=")
-                    .and_then(|q| q.trim().parse::<f32>().ok())
-                    .is_some_and(|q| q == 0.0)
-            });
-            !refused
-                && matches!(
-                    name.as_str(),
-                    "gzip" | "x-gzip" | "deflate" | "br" | "zstd" | "identity"
-                )
-        })
-        .collect();
+    let kept = |t: &&str| {
+        let mut parts = t.split(';');
+        let name = parts.next().unwrap_or("").trim();
+        let refused = parts.any(|p| {
+            p.trim()
+                .strip_prefix("q=")
+                .and_then(|q| q.trim().parse::<f32>().ok())
+                .is_some_and(|q| q == 0.0)
+        });
+        !refused
+            && ["gzip", "x-gzip", "deflate", "br", "zstd", "identity"]
+                .iter()
+                .any(|c| name.eq_ignore_ascii_case(c))
+    };
+    let tokens = || v.split(',').map(str::trim).filter(|t| !t.is_empty());
+    // What browsers send ("gzip, deflate, br, zstd") is kept as it came, without a copy.
+    if tokens().all(|t| kept(&t)) && h.get_all(header::ACCEPT_ENCODING).iter().count() == 1 {
+        return;
+    }
+    let kept: Vec<&str> = tokens().filter(kept).collect();
     if kept.is_empty() {
         h.remove(header::ACCEPT_ENCODING);
     } else if let Ok(v) = HeaderValue::from_str(&kept.join(", ")) {
@@ -469,6 +470,16 @@ mod tests {
         h.insert("accept-encoding", hv("compress"));
         filter_accept_encoding(&mut h);
         assert!(!h.contains_key("accept-encoding"));
+        // Nothing to drop: the value stays as sent (any case); a second header is not read,
+        // so it goes.
+        let mut h = HeaderMap::new();
+        h.insert("accept-encoding", hv("GZIP, deflate, br, zstd"));
+        filter_accept_encoding(&mut h);
+        assert_eq!(h["accept-encoding"], "GZIP, deflate, br, zstd");
+        h.append("accept-encoding", hv("sdch"));
+        filter_accept_encoding(&mut h);
+        let all: Vec<_> = h.get_all("accept-encoding").iter().collect();
+        assert_eq!(all, vec!["GZIP, deflate, br, zstd"]);
     }
 
     #[test]
