@@ -21,6 +21,8 @@ use crate::policy::Policy;
 use crate::rewrite::{Charset, Injection, PageRewriter, RewriteStats};
 
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+/// Bytes that settle whether a page starts with a BOM (the longest, UTF-8's, has three).
+const BOM_SNIFF: usize = 3;
 
 enum Stage {
     /// Waiting for enough bytes to see whether there is a BOM.
@@ -141,12 +143,32 @@ impl BodyRewriter {
         self
     }
 
-    /// Whether the body now leaves exactly as it arrives (no coding either way, nothing to
-    /// rewrite, only an injection at the end): the caller may then forward its chunks itself,
-    /// without copying them through `write`, and call `finish` at the end as usual.
-    pub fn passes_through(&self) -> bool {
-        matches!(self.stage, Stage::Appending { .. })
-            && self.decoder.as_ref().is_some_and(Decoder::is_identity)
+    /// Whether `chunk` may leave exactly as it arrives (no coding either way, nothing to
+    /// rewrite, only an injection at the end): the caller then forwards it itself, without
+    /// copying it through `write`, and calls `finish` at the end as usual. The page's first
+    /// chunk settles that when it holds enough bytes to rule out a BOM (the rewriter takes
+    /// note as `write` would), so a page that arrives in one read is not copied at all.
+    pub fn passes_through_chunk(&mut self, chunk: &[u8]) -> bool {
+        if !self.identity_both_ways() {
+            return false;
+        }
+        match self.stage {
+            Stage::Appending { .. } => true,
+            Stage::Sniffing(ref held) if held.is_empty() && chunk.len() >= BOM_SNIFF => {
+                match appends(chunk, &self.start) {
+                    Some(utf8) => {
+                        self.stage = Stage::Appending { utf8 };
+                        true
+                    }
+                    None => false,
+                }
+            }
+            _ => false,
+        }
+    }
+
+    fn identity_both_ways(&self) -> bool {
+        self.decoder.as_ref().is_some_and(Decoder::is_identity)
             && self.encoder.as_ref().is_some_and(Encoder::is_identity)
     }
 
@@ -339,8 +361,13 @@ fn feed(
     start: &mut Start,
 ) -> Result<(), RewriteError> {
     if let Stage::Sniffing(buf) = stage {
+        if buf.is_empty() && plain.len() >= BOM_SNIFF {
+            // Enough to settle on: no copy into the sniffing buffer.
+            settle(stage, plain, out, start)?;
+            return feed(stage, plain, out, start);
+        }
         buf.extend_from_slice(plain);
-        if buf.len() < 3 {
+        if buf.len() < BOM_SNIFF {
             return Ok(());
         }
         return feed_end_of_sniff(stage, out, start);
@@ -399,7 +426,7 @@ fn appends_utf8(encoding: &'static Encoding, from_meta: bool) -> bool {
     encoding == encoding_rs::UTF_8 && !from_meta
 }
 
-/// Decides the encoding from what was sniffed and starts rewriting.
+/// Decides the encoding from what was sniffed, starts rewriting, and feeds what was sniffed.
 fn feed_end_of_sniff(
     stage: &mut Stage,
     out: &mut Vec<u8>,
@@ -409,16 +436,34 @@ fn feed_end_of_sniff(
         return Ok(());
     };
     let head = std::mem::take(head);
-    let (encoding, from_meta) = settle_encoding(&head, start.declared);
-    if start.blocked.is_empty() && encoding.is_ascii_compatible() {
+    settle(stage, &head, out, start)?;
+    feed(stage, &head, out, start)
+}
+
+/// Whether a page starting with `head` passes unparsed (`Some`, with whether its injection
+/// may be UTF-8): nothing blocked and an ASCII-compatible encoding. A later <meta charset>
+/// cannot matter to an ASCII injection.
+fn appends(head: &[u8], start: &Start) -> Option<bool> {
+    let (encoding, from_meta) = settle_encoding(head, start.declared);
+    (start.blocked.is_empty() && encoding.is_ascii_compatible())
+        .then(|| appends_utf8(encoding, from_meta))
+}
+
+/// Leaves `Sniffing` for the stage the page's first bytes (`head`, at least `BOM_SNIFF` of
+/// them unless the page is shorter) call for; `head` itself is not fed.
+fn settle(
+    stage: &mut Stage,
+    head: &[u8],
+    out: &mut Vec<u8>,
+    start: &mut Start,
+) -> Result<(), RewriteError> {
+    if let Some(utf8) = appends(head, start) {
         // No element to neutralize: no parser needed (lol_html is the cost of a full-consent
-        // page otherwise). A later <meta charset> cannot matter to an ASCII injection.
-        *stage = Stage::Appending {
-            utf8: appends_utf8(encoding, from_meta),
-        };
-        out.extend_from_slice(&head);
+        // page otherwise).
+        *stage = Stage::Appending { utf8 };
         return Ok(());
     }
+    let (encoding, from_meta) = settle_encoding(head, start.declared);
     let (charset, transcoder) = match AsciiCompatibleEncoding::new(encoding) {
         Some(enc) => (
             Charset {
@@ -451,12 +496,11 @@ fn feed_end_of_sniff(
     if start.splice {
         rewriter = rewriter.splice_injection();
     }
-    let rewriter = Box::new(rewriter);
     *stage = Stage::Rewriting {
         transcoder,
-        rewriter,
+        rewriter: Box::new(rewriter),
     };
-    feed(stage, &head, out, start)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -507,7 +551,7 @@ mod tests {
 
     /// Full consent with an injection: the page's bytes unparsed, the injection at the end in a
     /// form every ASCII-compatible encoding reads the same. Chunks are forwarded as they came
-    /// while the rewriter `passes_through` (as the proxy does); also returns how many were, and
+    /// while the rewriter `passes_through_chunk` (as the proxy does); also returns how many were, and
     /// whether the page's URL was asked for (only a parser needs it).
     fn append_only(coding: Coding, ct: &str, body: &[u8], chunk: usize) -> (Vec<u8>, usize, bool) {
         use std::sync::atomic::{AtomicBool, Ordering};
@@ -531,7 +575,7 @@ mod tests {
             BodyRewriter::new(policy, blocked, url, coding, Some(ct), Some(inject)).unwrap();
         let (mut out, mut passed) = (Vec::new(), 0);
         for c in compressed.chunks(chunk) {
-            if br.passes_through() {
+            if br.passes_through_chunk(c) {
                 out.extend_from_slice(c);
                 passed += 1;
             } else {
@@ -679,12 +723,15 @@ mod tests {
                 let (out, passed, url) =
                     append_only(coding, "text/html; charset=windows-1252", latin1, chunk);
                 assert!(!url, "a page that is not parsed needs no URL");
-                // Identity chunks after the first (which settles the encoding) go out as
-                // they came; compressed ones are decoded and re-encoded.
-                assert_eq!(
-                    passed > 0,
-                    coding == Coding::Identity && chunk < latin1.len()
-                );
+                // Identity chunks go out as they came, the first too when it is long enough
+                // to settle the encoding; compressed ones are decoded and re-encoded.
+                let chunks = latin1.len().div_ceil(chunk);
+                let want_passed = match coding {
+                    Coding::Identity if chunk >= BOM_SNIFF => chunks,
+                    Coding::Identity => chunks - BOM_SNIFF.div_ceil(chunk),
+                    _ => 0,
+                };
+                assert_eq!(passed, want_passed, "{coding:?} chunk {chunk}");
                 let mut want = latin1.to_vec();
                 want.extend_from_slice(b"<p>Einstellungen &#228; &#8364;</p>");
                 assert_eq!(out, want, "{coding:?} chunk {chunk}");

@@ -200,7 +200,7 @@ impl Body for ProxyBody {
                         continue;
                     };
                     // A fully consented identity page: its chunks go out as they came.
-                    if rewriter.passes_through() {
+                    if rewriter.passes_through_chunk(&data) {
                         return Poll::Ready(Some(Ok(Frame::data(data))));
                     }
                     match rewriter.write(&data) {
