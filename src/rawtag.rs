@@ -73,7 +73,7 @@ enum State {
     BeforeValue,
     DoubleQuoted,
     SingleQuoted,
-    Unquoted,
+    Unquoted(usize),
     AfterQuoted,
     SelfClosing,
 }
@@ -85,45 +85,83 @@ pub(crate) struct RawTag<'a> {
     pub notable: Notable,
 }
 
-/// Reads `tag`, which must be exactly one start tag from `<` to its closing `>`. `None` when it
-/// is not (the caller then asks lol_html): a `>` before the last byte, no `>` at the end, or no
+/// Reads `tag`, which must be exactly one start tag from `<` to its closing `>`, and hands
+/// each attribute's name and value to `visit` (see `walk`). `None` when it is not one start
+/// tag (the caller then asks lol_html): a `>` before the last byte, no `>` at the end, or no
 /// tag name.
-pub(crate) fn read(tag: &[u8]) -> Option<RawTag<'_>> {
-    let notable = notable_attributes(tag)?;
-    let rest = &tag[1..];
-    let end = rest
-        .iter()
-        .position(|&b| is_space(b) || b == b'/' || b == b'>')
-        .unwrap_or(rest.len());
-    Some(RawTag {
-        name: &rest[..end],
-        notable,
-    })
+pub(crate) fn read(tag: &[u8], mut visit: impl FnMut(Span, Span)) -> Option<RawTag<'_>> {
+    let mut notable = Notable::default();
+    let name = walk(tag, |name, value| {
+        notable |= Notable::of_name(&tag[name.clone()]);
+        visit(name, value);
+    })?;
+    Some(RawTag { name, notable })
 }
 
-/// The notable attributes of `tag` (see `read`).
-fn notable_attributes(tag: &[u8]) -> Option<Notable> {
+/// The value of the first attribute of `tag` named `name` (ASCII, any case), as written between
+/// its quotes (character references not decoded: what lol_html's `get_attribute` gives, before
+/// decoding from the document's encoding); empty for a name written without a value. The
+/// tokenizer drops later attributes of the same name, so the first one is the one that counts.
+/// `Some(None)`: no such attribute; `None`: `tag` is not one start tag (see `read`).
+#[cfg(test)]
+pub(crate) fn value<'a>(tag: &'a [u8], name: &str) -> Option<Option<&'a [u8]>> {
+    let mut found = None;
+    walk(tag, |n, v| {
+        if found.is_none() && tag[n].eq_ignore_ascii_case(name.as_bytes()) {
+            found = Some(&tag[v]);
+        }
+    })?;
+    Some(found)
+}
+
+/// Where an attribute's name or value lies in its tag.
+pub(crate) type Span = std::ops::Range<usize>;
+
+/// Walks `tag` (exactly one start tag, see `read`) as the tokenizer does and calls `visit` with
+/// where each attribute's name and value lie in it, in order (a name without a value: an empty
+/// value). Returns the tag name as written.
+fn walk(tag: &[u8], mut visit: impl FnMut(Span, Span)) -> Option<&[u8]> {
     let (&b'<', rest) = tag.split_first()? else {
         return None;
     };
     if !rest.first()?.is_ascii_alphabetic() {
         return None;
     }
-    let mut found = Notable::default();
+    // The tag name ends where the tag-name state leaves (whitespace, `/` or `>`).
+    let mut tag_name = rest;
+    // An attribute name whose value (if any) is not read yet (in `rest`).
+    let mut pending: Option<Span> = None;
+    // `rest` starts one byte into `tag`.
+    let mut emit = |name: Span, value: Span| {
+        visit(name.start + 1..name.end + 1, value.start + 1..value.end + 1);
+    };
     let mut state = State::TagName;
     let mut i = 1;
+    // The tag's closing `>` at `i`: the walk succeeds only if it is the last byte.
+    let close = |i: usize, pending: Option<Span>, emit: &mut dyn FnMut(Span, Span)| {
+        if let Some(n) = pending {
+            emit(n, i..i);
+        }
+        i + 1 == rest.len()
+    };
     while let Some(&b) = rest.get(i) {
         // Each arm either moves on to the next byte or, for "reconsume", leaves `i` as it is.
         let mut next = i + 1;
         state = match state {
-            State::TagName => match b {
-                b'>' => return (next == rest.len()).then_some(found),
-                b'/' => State::SelfClosing,
-                _ if is_space(b) => State::BeforeName,
-                _ => State::TagName,
-            },
+            State::TagName => {
+                let ends = b == b'>' || b == b'/' || is_space(b);
+                if ends {
+                    tag_name = &rest[..i];
+                }
+                match b {
+                    b'>' => return close(i, pending.clone(), &mut emit).then_some(tag_name),
+                    b'/' => State::SelfClosing,
+                    _ if is_space(b) => State::BeforeName,
+                    _ => State::TagName,
+                }
+            }
             State::BeforeName => match b {
-                b'>' => return (next == rest.len()).then_some(found),
+                b'>' => return close(i, pending.clone(), &mut emit).then_some(tag_name),
                 b'/' => State::SelfClosing,
                 _ if is_space(b) => State::BeforeName,
                 // Anything else, `=` included, starts a name.
@@ -133,7 +171,7 @@ fn notable_attributes(tag: &[u8]) -> Option<Notable> {
                 if !(matches!(b, b'=' | b'>' | b'/') || is_space(b)) {
                     State::Name(start)
                 } else {
-                    found |= Notable::of_name(&rest[start..i]);
+                    pending = Some(start..i);
                     match b {
                         b'=' => State::BeforeValue,
                         b'>' | b'/' => {
@@ -146,18 +184,27 @@ fn notable_attributes(tag: &[u8]) -> Option<Notable> {
                 }
             }
             State::AfterName => match b {
-                b'>' => return (next == rest.len()).then_some(found),
-                b'/' => State::SelfClosing,
                 b'=' => State::BeforeValue,
                 _ if is_space(b) => State::AfterName,
-                _ => State::Name(i),
+                // The name had no value.
+                b'>' => return close(i, pending.clone(), &mut emit).then_some(tag_name),
+                _ => {
+                    if let Some(n) = pending.take() {
+                        emit(n, i..i);
+                    }
+                    if b == b'/' {
+                        State::SelfClosing
+                    } else {
+                        State::Name(i)
+                    }
+                }
             },
             State::BeforeValue => match b {
                 b'"' => State::DoubleQuoted,
                 b'\'' => State::SingleQuoted,
-                b'>' => return (next == rest.len()).then_some(found),
+                b'>' => return close(i, pending.clone(), &mut emit).then_some(tag_name),
                 _ if is_space(b) => State::BeforeValue,
-                _ => State::Unquoted,
+                _ => State::Unquoted(i),
             },
             // Values are most of a tag's bytes: jump to the closing quote.
             State::DoubleQuoted | State::SingleQuoted => {
@@ -166,16 +213,28 @@ fn notable_attributes(tag: &[u8]) -> Option<Notable> {
                 } else {
                     b'\''
                 };
-                next = i + memchr::memchr(quote, &rest[i..])? + 1;
+                let end = i + memchr::memchr(quote, &rest[i..])?;
+                if let Some(n) = pending.take() {
+                    emit(n, i..end);
+                }
+                next = end + 1;
                 State::AfterQuoted
             }
-            State::Unquoted => match b {
-                b'>' => return (next == rest.len()).then_some(found),
-                _ if is_space(b) => State::BeforeName,
-                _ => State::Unquoted,
-            },
+            State::Unquoted(start) => {
+                let ends = b == b'>' || is_space(b);
+                if ends {
+                    if let Some(n) = pending.take() {
+                        emit(n, start..i);
+                    }
+                }
+                match b {
+                    b'>' => return (i + 1 == rest.len()).then_some(tag_name),
+                    _ if is_space(b) => State::BeforeName,
+                    _ => State::Unquoted(start),
+                }
+            }
             State::AfterQuoted => match b {
-                b'>' => return (next == rest.len()).then_some(found),
+                b'>' => return close(i, pending.clone(), &mut emit).then_some(tag_name),
                 b'/' => State::SelfClosing,
                 _ if is_space(b) => State::BeforeName,
                 // A missing space between attributes: reconsume as the start of a name.
@@ -185,7 +244,7 @@ fn notable_attributes(tag: &[u8]) -> Option<Notable> {
                 }
             },
             State::SelfClosing => match b {
-                b'>' => return (next == rest.len()).then_some(found),
+                b'>' => return close(i, pending.clone(), &mut emit).then_some(tag_name),
                 _ => {
                     next = i;
                     State::BeforeName
@@ -203,16 +262,39 @@ mod tests {
     use lol_html::html_content::Element;
     use lol_html::{element, HtmlRewriter, Settings};
 
-    /// Every start tag of `html` with the notable set lol_html's own attributes give, so the
-    /// scan is checked against the parser whose source locations it reads.
-    fn by_lol_html(html: &str) -> Vec<(String, String, Notable)> {
+    /// One start tag as lol_html parsed it: its raw bytes, lower-case name, notable set, and
+    /// each attribute's lower-case name with the value `get_attribute` gives for it.
+    struct Parsed {
+        raw: String,
+        name: String,
+        notable: Notable,
+        values: Vec<(String, Option<String>)>,
+    }
+
+    /// Every start tag of `html` as lol_html parses it, so the scan is checked against the
+    /// parser whose source locations it reads.
+    fn by_lol_html(html: &str) -> Vec<Parsed> {
         let found = std::cell::RefCell::new(Vec::new());
         let record = |el: &mut Element<'_, '_>| {
             let raw = html[el.source_location().bytes()].to_string();
-            let n = el.attributes().iter().fold(Notable::default(), |n, a| {
-                n | Notable::of_name(a.name().as_bytes())
+            let names: Vec<String> = el.attributes().iter().map(|a| a.name()).collect();
+            let notable = names.iter().fold(Notable::default(), |n, a| {
+                n | Notable::of_name(a.as_bytes())
             });
-            found.borrow_mut().push((raw, el.tag_name(), n));
+            let values = names
+                .into_iter()
+                .chain(["src".to_string(), "nope".to_string()])
+                .map(|n| {
+                    let v = el.get_attribute(&n);
+                    (n, v)
+                })
+                .collect();
+            found.borrow_mut().push(Parsed {
+                raw,
+                name: el.tag_name(),
+                notable,
+                values,
+            });
             Ok(())
         };
         let mut rw = HtmlRewriter::new(
@@ -228,11 +310,28 @@ mod tests {
     fn check(html: &str) -> usize {
         let tags = by_lol_html(html);
         let n = tags.len();
-        for (raw, name, want) in tags {
-            let got = read(raw.as_bytes());
-            assert_eq!(got.map(|t| t.notable), Some(want), "{raw:?} in {html:?}");
+        for t in tags {
+            let (raw, bytes) = (&t.raw, t.raw.as_bytes());
+            let got = read(bytes, |_, _| {});
+            assert_eq!(
+                got.map(|t| t.notable),
+                Some(t.notable),
+                "{raw:?} in {html:?}"
+            );
             let got = got.map(|t| t.name.to_ascii_lowercase());
-            assert_eq!(got, Some(name.into_bytes()), "{raw:?} in {html:?}");
+            assert_eq!(got, Some(t.name.into_bytes()), "{raw:?} in {html:?}");
+            // Names lol_html will not look up (with `=` in them) are never asked for.
+            for (name, want) in t.values.into_iter().filter(|(n, _)| !n.contains('=')) {
+                let got = value(bytes, &name).map(|v| v.map(|v| String::from_utf8_lossy(v)));
+                assert_eq!(
+                    got,
+                    Some(want.map(Into::into)),
+                    "{name} of {raw:?} in {html:?}"
+                );
+                // Names are matched in any case.
+                let upper = value(bytes, &name.to_ascii_uppercase());
+                assert_eq!(upper, value(bytes, &name), "{raw:?}");
+            }
         }
         n
     }
@@ -275,6 +374,19 @@ mod tests {
             "<p>text<a ping>more</a>",
             "<a=b onclick=f>",
             "<img/src=x/onerror=f>",
+            "<img src=a src=b>",
+            "<img SRC='a' src=\"b\">",
+            "<img src>",
+            "<img src=>",
+            "<img src= >",
+            "<img src/>",
+            "<img src = 'x y' alt=z>",
+            "<img alt=x src=\"\">",
+            "<img src=\"https://a.test/x?y=1&amp;z=2\">",
+            "<img src=\"&#104;ttps://a.test/\">",
+            "<img srcset=\"a.png 1x, b.png 2x\"src=c>",
+            "<img data-src=x src=y>",
+            "<img xsrc=x>",
         ] {
             assert!(check(html) > 0, "no start tag in {html:?}");
         }
@@ -296,7 +408,7 @@ mod tests {
             b"< a>",
         ] {
             assert_eq!(
-                notable_attributes(raw),
+                read(raw, |_, _| {}),
                 None,
                 "{:?}",
                 String::from_utf8_lossy(raw)

@@ -98,6 +98,10 @@ struct DocCtx {
     input_at: usize,
     /// Start tags that were not in `input` and were read through lol_html's attributes.
     raw_misses: u32,
+    /// The attributes (name and value, as ranges in the tag) of the start tag `read_tag` last
+    /// read off the input, and where that tag starts in the document.
+    tag_attrs: Vec<(crate::rawtag::Span, crate::rawtag::Span)>,
+    tag_at: Option<usize>,
     /// The caller inserts the injection itself (`PageRewriter::splice_injection`).
     splice_injection: bool,
     /// Where the injection goes: an absolute output position until the bytes before it are
@@ -109,6 +113,14 @@ struct DocCtx {
 /// At most this much input is kept for a start tag still being parsed: a longer tag is read
 /// through lol_html's attributes instead (slower, same answer), so memory stays bounded.
 const MAX_PENDING_INPUT: usize = 16 * 1024;
+
+/// `el`'s start tag as written, while it is still in the kept input (`input`, which starts at
+/// the document's byte `input_at`).
+fn raw_tag<'i>(input: &'i [u8], input_at: usize, el: &El<'_, '_>) -> Option<&'i [u8]> {
+    let at = el.source_location().bytes();
+    let from = at.start.checked_sub(input_at)?;
+    input.get(from..from.checked_add(at.len())?)
+}
 
 /// One lock shared by the handlers and the output sink. lol_html calls them one at a time on
 /// the thread that drives the rewriter, so it is never contended; `Send` handlers need it.
@@ -143,6 +155,8 @@ impl DocCtx {
             input: Vec::new(),
             input_at: 0,
             raw_misses: 0,
+            tag_attrs: Vec::new(),
+            tag_at: None,
             splice_injection: false,
             splice_at: None,
             splice_ready: None,
@@ -174,12 +188,17 @@ impl DocCtx {
     /// The rule for `el`'s tag name and its notable attributes: read off its start tag's bytes
     /// when they are still in `input`, else from lol_html's tag name and parsed attributes.
     fn read_tag(&mut self, el: &El<'_, '_>) -> (Option<ElementRule>, Notable) {
-        let at = el.source_location().bytes();
-        let raw = at
-            .start
-            .checked_sub(self.input_at)
-            .and_then(|from| self.input.get(from..from + at.len()));
-        match raw.and_then(crate::rawtag::read) {
+        let at = el.source_location().bytes().start;
+        let raw = raw_tag(&self.input, self.input_at, el);
+        // Where each attribute's name and value lie in the tag, for `attribute`.
+        let spans = &mut self.tag_attrs;
+        spans.clear();
+        self.tag_at = None;
+        let read = raw.and_then(|tag| crate::rawtag::read(tag, |n, v| spans.push((n, v))));
+        if read.is_some() {
+            self.tag_at = Some(at);
+        }
+        match read {
             Some(tag) => {
                 let read = (element_rule(tag.name), tag.notable);
                 debug_assert_eq!(
@@ -194,6 +213,47 @@ impl DocCtx {
                 self.raw_misses += 1;
                 (element_rule(el.tag_name().as_bytes()), notable_of(el))
             }
+        }
+    }
+
+    /// The value of `el`'s attribute `name` as lol_html's `get_attribute` gives it (character
+    /// references as written). Taken from the start tag's bytes without allocating when
+    /// `read_tag` read this very tag and the value needs no decoding (ASCII, or UTF-8 in a
+    /// UTF-8 page); else from lol_html, which allocates the name and the value per lookup.
+    fn attribute<'s>(&'s self, el: &El<'_, '_>, name: &str) -> Option<Cow<'s, str>> {
+        let here = self.tag_at == Some(el.source_location().bytes().start);
+        let raw = here
+            .then(|| raw_tag(&self.input, self.input_at, el))
+            .flatten();
+        let read = raw.and_then(|tag| {
+            // The tokenizer keeps the first of attributes with the same name.
+            let found = self.tag_attrs.iter().find(|(n, _)| {
+                tag.get(n.clone())
+                    .is_some_and(|n| n.eq_ignore_ascii_case(name.as_bytes()))
+            });
+            let Some((_, v)) = found else {
+                return Some(None);
+            };
+            match std::str::from_utf8(tag.get(v.clone())?) {
+                Ok(s) if s.is_ascii() => Some(Some(s)),
+                // `decode` as lol_html does it would take a leading BOM for one.
+                Ok(s) if self.encoding == encoding_rs::UTF_8 && !s.starts_with('\u{FEFF}') => {
+                    Some(Some(s))
+                }
+                _ => None,
+            }
+        });
+        match read {
+            Some(v) => {
+                debug_assert_eq!(
+                    v.map(str::to_string),
+                    el.get_attribute(name),
+                    "{name} of {:?}",
+                    raw.map(String::from_utf8_lossy)
+                );
+                v.map(Cow::Borrowed)
+            }
+            None => el.get_attribute(name).map(Cow::Owned),
         }
     }
 
@@ -614,7 +674,7 @@ fn on_element(ctx: &Ctx, el: &mut El<'_, '_>) -> HandlerResult {
 }
 
 fn on_base(d: &mut DocCtx, el: &mut El<'_, '_>) -> HandlerResult {
-    let Some(href) = el.get_attribute("href") else {
+    let Some(href) = d.attribute(el, "href").map(Cow::into_owned) else {
         return Ok(());
     };
     // A base on a refused service's host would hand it relative URLs the rewriter never
@@ -636,9 +696,9 @@ fn on_link(d: &mut DocCtx, el: &mut El<'_, '_>) -> HandlerResult {
     if el.namespace_uri() != "http://www.w3.org/1999/xhtml" {
         return Ok(());
     }
-    let href = el.get_attribute("href");
+    let href = d.attribute(el, "href");
     // preconnect / dns-prefetch reveal the visitor to the host itself, whatever path.
-    let host_only = el.get_attribute("rel").is_some_and(|r| {
+    let host_only = d.attribute(el, "rel").is_some_and(|r| {
         r.split_ascii_whitespace()
             .any(|t| t.eq_ignore_ascii_case("preconnect") || t.eq_ignore_ascii_case("dns-prefetch"))
     });
@@ -648,8 +708,7 @@ fn on_link(d: &mut DocCtx, el: &mut El<'_, '_>) -> HandlerResult {
             .is_some_and(|h| d.blocked_on_host(h).is_some());
     let hit = host_hit
         || href.is_some_and(|h| d.blocked_service(&h, UrlKind::One).is_some())
-        || el
-            .get_attribute("imagesrcset")
+        || d.attribute(el, "imagesrcset")
             .is_some_and(|h| d.blocked_service(&h, UrlKind::Srcset).is_some());
     if hit {
         el.remove();
@@ -660,14 +719,14 @@ fn on_link(d: &mut DocCtx, el: &mut El<'_, '_>) -> HandlerResult {
 
 /// `<meta http-equiv=refresh>` to a refused service is removed.
 fn on_meta(d: &mut DocCtx, el: &mut El<'_, '_>) -> HandlerResult {
-    let is_refresh = el
-        .get_attribute("http-equiv")
+    let is_refresh = d
+        .attribute(el, "http-equiv")
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("refresh"));
     if !is_refresh {
         return Ok(());
     }
-    let hit = el
-        .get_attribute("content")
+    let hit = d
+        .attribute(el, "content")
         .and_then(|v| refresh_url(&v).and_then(|u| d.blocked_service(u, UrlKind::One)));
     if hit.is_some() {
         el.remove();
@@ -1041,7 +1100,7 @@ fn on_script_text(ctx: &Ctx, t: &mut TextChunk<'_>) -> HandlerResult {
 fn make_inert(d: &mut DocCtx, el: &mut El<'_, '_>, attrs: &[UrlAttr]) -> HandlerResult {
     let mut first: Option<usize> = None;
     for &(attr, kind) in attrs {
-        let Some(v) = el.get_attribute(attr) else {
+        let Some(v) = d.attribute(el, attr) else {
             continue;
         };
         if let Some(svc) = d.blocked_service(&v, kind) {
@@ -1573,6 +1632,72 @@ basis = "DPF"
             if size == 3 {
                 assert_eq!(misses, 2, "both tags read through lol_html");
             }
+        }
+    }
+
+    /// URL attributes are read off the start tag's bytes as lol_html (and the browser) reads
+    /// them: the first of two attributes with one name counts, names in any case, values
+    /// with odd spacing or no quotes, and values that need decoding (non-ASCII in a legacy
+    /// encoding: read through lol_html) give the same answer.
+    #[test]
+    fn url_attributes_read_off_the_tag() {
+        let fb = "https://static.chat.test/w.js?id=1";
+        for (html, blocked) in [
+            (format!(r#"<img src="/first.png" src="{fb}">"#), false),
+            (format!(r#"<img SRC="{fb}" src="/second.png">"#), true),
+            (format!(r#"<img alt=x src = '{fb}' >"#), true),
+            (format!(r#"<img src={fb}>"#), true),
+            (format!(r#"<img src="{fb}&amp;q=é" alt="ü">"#), true),
+            // lol_html reads a leading U+FEFF as a BOM and drops it: blocked, as before.
+            (format!("<img src=\"\u{FEFF}{fb}\">"), true),
+            ("<img src>".to_string(), false),
+            (
+                format!(r#"<img srcset="/a.png 1x, {fb} 2x" src=/a.png>"#),
+                true,
+            ),
+            (
+                format!(r#"<link rel="dns-prefetch PRECONNECT" href="{fb}">"#),
+                true,
+            ),
+            (
+                format!(r#"<meta http-equiv=" Refresh " content="0; url={fb}">"#),
+                true,
+            ),
+        ] {
+            let out = rw(&html);
+            assert_eq!(
+                // Neutralized in place, or removed (link, meta).
+                out.contains("data-consentgate-") || (html.contains(fb) && !out.contains(fb)),
+                blocked,
+                "{html} -> {out}"
+            );
+        }
+        // windows-1252: the non-ASCII value goes through lol_html's decoding; it comes back
+        // byte for byte.
+        let p = policy(1 << 20);
+        let blocked = p.blocked(&Decision::undecided());
+        let page = url::Url::parse("https://site.test/").unwrap();
+        let html = format!("<img alt=\u{E9} src=\"{fb}&x=\u{E9}\"><img src=\"/caf\u{E9}.png\">");
+        let bytes: Vec<u8> = html.chars().map(|c| c as u32 as u8).collect();
+        let charset = Charset {
+            encoding: AsciiCompatibleEncoding::new(encoding_rs::WINDOWS_1252).unwrap(),
+            from_meta: false,
+        };
+        for size in [1, 7, bytes.len()] {
+            let mut rw = PageRewriter::new(p.clone(), blocked.clone(), page.clone(), charset);
+            let mut out = Vec::new();
+            for c in bytes.chunks(size) {
+                rw.write(c, &mut out).unwrap();
+            }
+            rw.finish(&mut out).unwrap();
+            let want = format!("data-consentgate-src=\"{fb}&x=\u{E9}\"");
+            let want: Vec<u8> = want.chars().map(|c| c as u32 as u8).collect();
+            assert!(
+                out.windows(want.len()).any(|w| w == want),
+                "{}",
+                String::from_utf8_lossy(&out)
+            );
+            assert!(out.ends_with(b"<img src=\"/caf\xE9.png\">"));
         }
     }
 
