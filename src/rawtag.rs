@@ -59,25 +59,6 @@ impl std::ops::BitOrAssign for Notable {
     }
 }
 
-/// The tokenizer's whitespace (a CR never reaches it: input preprocessing turns it into LF).
-fn is_space(b: u8) -> bool {
-    matches!(b, b'\t' | b'\n' | b'\x0C' | b' ' | b'\r')
-}
-
-#[derive(Clone, Copy)]
-enum State {
-    TagName,
-    BeforeName,
-    Name(usize),
-    AfterName,
-    BeforeValue,
-    DoubleQuoted,
-    SingleQuoted,
-    Unquoted(usize),
-    AfterQuoted,
-    SelfClosing,
-}
-
 /// What a start tag's bytes say: its name as written, and its notable attributes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct RawTag<'a> {
@@ -120,141 +101,130 @@ pub(crate) type Span = std::ops::Range<usize>;
 /// Walks `tag` (exactly one start tag, see `read`) as the tokenizer does and calls `visit` with
 /// where each attribute's name and value lie in it, in order (a name without a value: an empty
 /// value). Returns the tag name as written.
+///
+/// The tokenizer's states (HTML §13.2.5.8-13.2.5.40) are the loop's steps; names and unquoted
+/// values are skipped in tight loops over a byte class table and quoted values with `memchr`,
+/// since most tags are a few short names and values.
 fn walk(tag: &[u8], mut visit: impl FnMut(Span, Span)) -> Option<&[u8]> {
-    let (&b'<', rest) = tag.split_first()? else {
-        return None;
-    };
-    if !rest.first()?.is_ascii_alphabetic() {
+    let n = tag.len();
+    if tag.first() != Some(&b'<') || !tag.get(1)?.is_ascii_alphabetic() {
         return None;
     }
-    // The tag name ends where the tag-name state leaves (whitespace, `/` or `>`).
-    let mut tag_name = rest;
-    // An attribute name whose value (if any) is not read yet (in `rest`).
-    let mut pending: Option<Span> = None;
-    // `rest` starts one byte into `tag`.
-    let mut emit = |name: Span, value: Span| {
-        visit(name.start + 1..name.end + 1, value.start + 1..value.end + 1);
-    };
-    let mut state = State::TagName;
-    let mut i = 1;
-    // The tag's closing `>` at `i`: the walk succeeds only if it is the last byte.
-    let close = |i: usize, pending: Option<Span>, emit: &mut dyn FnMut(Span, Span)| {
-        if let Some(n) = pending {
-            emit(n, i..i);
+    // The closing `>` at `i` must be the tag's last byte.
+    let closes = |i: usize| i + 1 == n;
+    let skip = |mut i: usize, class: u8| {
+        while tag
+            .get(i)
+            .is_some_and(|&b| CLASS[usize::from(b)] & class == 0)
+        {
+            i += 1;
         }
-        i + 1 == rest.len()
+        i
     };
-    while let Some(&b) = rest.get(i) {
-        // Each arm either moves on to the next byte or, for "reconsume", leaves `i` as it is.
-        let mut next = i + 1;
-        state = match state {
-            State::TagName => {
-                let ends = b == b'>' || b == b'/' || is_space(b);
-                if ends {
-                    tag_name = &rest[..i];
+    let skip_spaces = |mut i: usize| {
+        while tag
+            .get(i)
+            .is_some_and(|&b| CLASS[usize::from(b)] & SPACE != 0)
+        {
+            i += 1;
+        }
+        i
+    };
+    // Tag name state.
+    let mut i = skip(2, TAG_NAME_END);
+    let name = &tag[1..i];
+    loop {
+        // Before attribute name (also where a value, `/` or a missing space leaves off).
+        i = skip_spaces(i);
+        match *tag.get(i)? {
+            b'>' => return closes(i).then_some(name),
+            b'/' => {
+                // Self-closing start tag: `/>` ends it, anything else is read again as
+                // before an attribute name.
+                i += 1;
+                if *tag.get(i)? == b'>' {
+                    return closes(i).then_some(name);
                 }
-                match b {
-                    b'>' => return close(i, pending.clone(), &mut emit).then_some(tag_name),
-                    b'/' => State::SelfClosing,
-                    _ if is_space(b) => State::BeforeName,
-                    _ => State::TagName,
-                }
+                continue;
             }
-            State::BeforeName => match b {
-                b'>' => return close(i, pending.clone(), &mut emit).then_some(tag_name),
-                b'/' => State::SelfClosing,
-                _ if is_space(b) => State::BeforeName,
-                // Anything else, `=` included, starts a name.
-                _ => State::Name(i),
-            },
-            State::Name(start) => {
-                if !(matches!(b, b'=' | b'>' | b'/') || is_space(b)) {
-                    State::Name(start)
-                } else {
-                    pending = Some(start..i);
-                    match b {
-                        b'=' => State::BeforeValue,
-                        b'>' | b'/' => {
-                            // The after-name state reads it.
-                            next = i;
-                            State::AfterName
-                        }
-                        _ => State::AfterName,
-                    }
-                }
+            _ => {}
+        }
+        // Attribute name: its first byte may be anything left, `=` included.
+        let start = i;
+        i = skip(i + 1, ATTR_NAME_END);
+        let attr = start..i;
+        // After attribute name.
+        i = skip_spaces(i);
+        match *tag.get(i)? {
+            b'=' => {}
+            b'>' => {
+                visit(attr, i..i);
+                return closes(i).then_some(name);
             }
-            State::AfterName => match b {
-                b'=' => State::BeforeValue,
-                _ if is_space(b) => State::AfterName,
-                // The name had no value.
-                b'>' => return close(i, pending.clone(), &mut emit).then_some(tag_name),
-                _ => {
-                    if let Some(n) = pending.take() {
-                        emit(n, i..i);
-                    }
-                    if b == b'/' {
-                        State::SelfClosing
-                    } else {
-                        State::Name(i)
-                    }
-                }
-            },
-            State::BeforeValue => match b {
-                b'"' => State::DoubleQuoted,
-                b'\'' => State::SingleQuoted,
-                b'>' => return close(i, pending.clone(), &mut emit).then_some(tag_name),
-                _ if is_space(b) => State::BeforeValue,
-                _ => State::Unquoted(i),
-            },
-            // Values are most of a tag's bytes: jump to the closing quote.
-            State::DoubleQuoted | State::SingleQuoted => {
-                let quote = if matches!(state, State::DoubleQuoted) {
-                    b'"'
-                } else {
-                    b'\''
-                };
-                let end = i + memchr::memchr(quote, &rest[i..])?;
-                if let Some(n) = pending.take() {
-                    emit(n, i..end);
-                }
-                next = end + 1;
-                State::AfterQuoted
+            // `/` or the start of the next name: this one had no value.
+            _ => {
+                visit(attr, i..i);
+                continue;
             }
-            State::Unquoted(start) => {
-                let ends = b == b'>' || is_space(b);
-                if ends {
-                    if let Some(n) = pending.take() {
-                        emit(n, start..i);
-                    }
-                }
-                match b {
-                    b'>' => return (i + 1 == rest.len()).then_some(tag_name),
-                    _ if is_space(b) => State::BeforeName,
-                    _ => State::Unquoted(start),
-                }
+        }
+        // Before attribute value.
+        i = skip_spaces(i + 1);
+        match *tag.get(i)? {
+            quote @ (b'"' | b'\'') => {
+                let from = i + 1;
+                let to = from + find_quote(quote, tag.get(from..)?)?;
+                visit(attr, from..to);
+                // After the quoted value: `>`, `/`, a space or (a missing space) a name.
+                i = to + 1;
             }
-            State::AfterQuoted => match b {
-                b'>' => return close(i, pending.clone(), &mut emit).then_some(tag_name),
-                b'/' => State::SelfClosing,
-                _ if is_space(b) => State::BeforeName,
-                // A missing space between attributes: reconsume as the start of a name.
-                _ => {
-                    next = i;
-                    State::BeforeName
-                }
-            },
-            State::SelfClosing => match b {
-                b'>' => return close(i, pending.clone(), &mut emit).then_some(tag_name),
-                _ => {
-                    next = i;
-                    State::BeforeName
-                }
-            },
-        };
-        i = next;
+            b'>' => {
+                visit(attr, i..i);
+                return closes(i).then_some(name);
+            }
+            _ => {
+                let to = skip(i + 1, UNQUOTED_END);
+                visit(attr, i..to);
+                i = to;
+            }
+        }
     }
-    None
 }
+
+/// The first `quote` in `value`: most values are short, where a plain loop beats `memchr`'s
+/// set-up; long ones (srcset, style, event handlers) go to `memchr`.
+fn find_quote(quote: u8, value: &[u8]) -> Option<usize> {
+    const SHORT: usize = 24;
+    let head = value.get(..SHORT).unwrap_or(value);
+    match head.iter().position(|&b| b == quote) {
+        Some(at) => Some(at),
+        None if value.len() > SHORT => Some(SHORT + memchr::memchr(quote, &value[SHORT..])?),
+        None => None,
+    }
+}
+
+/// Byte classes for `walk`. The tokenizer's whitespace (a CR never reaches it: input
+/// preprocessing turns it into LF, but a raw tag is read before that).
+const SPACE: u8 = 1;
+/// Ends a tag name: whitespace, `/`, `>`.
+const TAG_NAME_END: u8 = 2;
+/// Ends an attribute name: whitespace, `/`, `>`, `=`.
+const ATTR_NAME_END: u8 = 4;
+/// Ends an unquoted value: whitespace, `>`.
+const UNQUOTED_END: u8 = 8;
+
+const CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let spaces = [b'\t', b'\n', b'\x0C', b' ', b'\r'];
+    let mut k = 0;
+    while k < spaces.len() {
+        t[spaces[k] as usize] = SPACE | TAG_NAME_END | ATTR_NAME_END | UNQUOTED_END;
+        k += 1;
+    }
+    t[b'/' as usize] = TAG_NAME_END | ATTR_NAME_END;
+    t[b'>' as usize] = TAG_NAME_END | ATTR_NAME_END | UNQUOTED_END;
+    t[b'=' as usize] = ATTR_NAME_END;
+    t
+};
 
 #[cfg(test)]
 mod tests {
@@ -387,6 +357,11 @@ mod tests {
             "<img srcset=\"a.png 1x, b.png 2x\"src=c>",
             "<img data-src=x src=y>",
             "<img xsrc=x>",
+            // Quoted values around the length where the scan hands over to memchr.
+            "<img alt=\"a value with > in it, longer than the short scan\" src=x>",
+            "<img alt='123456789012345678901234' src=x ping>",
+            "<img alt='1234567890123456789012345' src=x ping>",
+            "<img alt='12345678901234567890123' src=x ping>",
         ] {
             assert!(check(html) > 0, "no start tag in {html:?}");
         }
@@ -400,6 +375,7 @@ mod tests {
             b"<a",
             b"<a ping",
             b"<a x=\"y>",
+            b"<a x=\"123456789012345678901234567890>",
             b"<a>b>",
             b"<a x=y>z",
             b"a>",
