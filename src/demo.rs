@@ -199,20 +199,15 @@ async fn serve_page(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Inf
 
 /// Whether `Accept-Encoding` lists gzip with a non-zero weight.
 fn accepts_gzip(headers: &http::HeaderMap) -> bool {
-    headers
-        .get_all(header::ACCEPT_ENCODING)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|item| {
-            let mut parts = item.split(';').map(str::trim);
-            let coding = parts.next().unwrap_or_default();
-            let zero = parts.any(|p| {
-                p.strip_prefix("q=")
-                    .is_some_and(|q| q.parse::<f32>().is_ok_and(|q| q == 0.0))
-            });
-            coding.eq_ignore_ascii_case("gzip") && !zero
-        })
+    crate::proxy::headers::list_items(headers, header::ACCEPT_ENCODING).any(|item| {
+        let mut parts = item.split(';').map(str::trim);
+        let coding = parts.next().unwrap_or_default();
+        let zero = parts.any(|p| {
+            p.strip_prefix("q=")
+                .is_some_and(|q| q.parse::<f32>().is_ok_and(|q| q == 0.0))
+        });
+        coding.eq_ignore_ascii_case("gzip") && !zero
+    })
 }
 
 fn gzip_bytes(data: &[u8]) -> Option<Vec<u8>> {

@@ -5,6 +5,60 @@ use std::net::SocketAddr;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
+/// The items of a list-valued header (RFC 9110 §5.6.1) across all its field lines: split at
+/// commas outside quoted strings (an ETag or a `no-cache="a, b"` may hold one), trimmed, empty
+/// items dropped. Lines that are not visible ASCII are skipped, as a value that cannot be read
+/// cannot be acted on.
+pub(crate) fn list_items(
+    h: &HeaderMap,
+    name: impl http::header::AsHeaderName,
+) -> impl Iterator<Item = &str> {
+    h.get_all(name)
+        .into_iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|line| ListItems { rest: Some(line) })
+}
+
+/// The items of one field line (see `list_items`).
+struct ListItems<'a> {
+    rest: Option<&'a str>,
+}
+
+impl<'a> Iterator for ListItems<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        loop {
+            let line = self.rest?;
+            let (mut quoted, mut escaped) = (false, false);
+            let comma = line.bytes().position(|b| {
+                match b {
+                    _ if escaped => escaped = false,
+                    b'\\' if quoted => escaped = true,
+                    b'"' => quoted = !quoted,
+                    b',' if !quoted => return true,
+                    _ => {}
+                }
+                false
+            });
+            let item = match comma {
+                Some(i) => {
+                    self.rest = Some(&line[i + 1..]);
+                    &line[..i]
+                }
+                None => {
+                    self.rest = None;
+                    line
+                }
+            };
+            let item = item.trim();
+            if !item.is_empty() {
+                return Some(item);
+            }
+        }
+    }
+}
+
 /// Removes hop-by-hop headers (RFC 9110 §7.6.1): `Connection` and every header it names, plus
 /// the fixed list.
 // Names as constants: a `&str` name is parsed and validated on every use.
@@ -20,12 +74,8 @@ pub fn remove_hop_by_hop(h: &mut HeaderMap) {
     if !h.keys().any(|n| HOP_BY_HOP.contains(n)) {
         return;
     }
-    let named: Vec<HeaderName> = h
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+    let named: Vec<HeaderName> = list_items(h, header::CONNECTION)
+        .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
         .collect();
     for n in named {
         h.remove(n);
@@ -49,12 +99,7 @@ const HOP_BY_HOP: [HeaderName; 9] = [
 
 /// The protocol a request asks to switch to (`Upgrade` with `Connection: upgrade`), if any.
 pub fn upgrade_of(h: &HeaderMap) -> Option<HeaderValue> {
-    let asks = h
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
+    let asks = list_items(h, header::CONNECTION).any(|t| t.eq_ignore_ascii_case("upgrade"));
     if asks {
         h.get(header::UPGRADE).cloned()
     } else {
@@ -123,10 +168,6 @@ fn prior<'h>(h: &'h HeaderMap, name: &HeaderName, trust: bool) -> Option<&'h str
 /// Keeps only the content codings the rewriter can undo, so an HTML body never arrives in one
 /// it cannot read. Codings with `q=0` are left out.
 pub fn filter_accept_encoding(h: &mut HeaderMap) {
-    let Some(v) = h.get(header::ACCEPT_ENCODING).and_then(|v| v.to_str().ok()) else {
-        h.remove(header::ACCEPT_ENCODING);
-        return;
-    };
     let kept = |t: &&str| {
         let mut parts = t.split(';');
         let name = parts.next().unwrap_or("").trim();
@@ -141,15 +182,17 @@ pub fn filter_accept_encoding(h: &mut HeaderMap) {
                 .iter()
                 .any(|c| name.eq_ignore_ascii_case(c))
     };
-    let tokens = || v.split(',').map(str::trim).filter(|t| !t.is_empty());
+    let tokens = || list_items(h, header::ACCEPT_ENCODING);
     // What browsers send ("gzip, deflate, br, zstd") is kept as it came, without a copy.
-    if tokens().all(|t| kept(&t)) && h.get_all(header::ACCEPT_ENCODING).iter().count() == 1 {
+    let mut lines = h.get_all(header::ACCEPT_ENCODING).iter();
+    let one_line = matches!((lines.next(), lines.next()), (Some(v), None) if v.to_str().is_ok());
+    if one_line && tokens().all(|t| kept(&t)) {
         return;
     }
-    let kept: Vec<&str> = tokens().filter(kept).collect();
+    let kept = tokens().filter(kept).collect::<Vec<&str>>().join(", ");
     if kept.is_empty() {
         h.remove(header::ACCEPT_ENCODING);
-    } else if let Ok(v) = HeaderValue::from_str(&kept.join(", ")) {
+    } else if let Ok(v) = HeaderValue::from_str(&kept) {
         h.insert(header::ACCEPT_ENCODING, v);
     }
 }
@@ -257,17 +300,13 @@ pub fn tag_etag(v: &HeaderValue, state: &str) -> Option<HeaderValue> {
 /// page); foreign tags pass. Returns whether any tag was ours, i.e. this is a page revalidation.
 /// `state` is asked only when a tag is ours.
 pub fn translate_if_none_match<'s>(h: &mut HeaderMap, state: impl FnOnce() -> &'s str) -> bool {
-    let Some(v) = h
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-    else {
+    if !h.contains_key(header::IF_NONE_MATCH) {
         return false;
-    };
+    }
     let mut ours = false;
     let (mut state, mut asked) = (Some(state), "");
     let mut kept = Vec::new();
-    for tag in v.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+    for tag in list_items(h, header::IF_NONE_MATCH) {
         let opaque = tag.strip_prefix("W/").unwrap_or(tag);
         let inner = opaque.trim_matches('"');
         match inner.rfind(TAG_MARK) {
@@ -312,21 +351,16 @@ pub fn is_document_request(h: &HeaderMap) -> bool {
 /// was never rewritten. Only our tags of the current state stay.
 pub fn drop_foreign_validators(h: &mut HeaderMap) {
     h.remove(header::IF_MODIFIED_SINCE);
-    let Some(v) = h
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-    else {
+    if !h.contains_key(header::IF_NONE_MATCH) {
         return;
-    };
-    let kept: Vec<&str> = v
-        .split(',')
-        .map(str::trim)
+    }
+    let kept = list_items(h, header::IF_NONE_MATCH)
         .filter(|t| t.contains(TAG_MARK))
-        .collect();
+        .collect::<Vec<&str>>()
+        .join(", ");
     if kept.is_empty() {
         h.remove(header::IF_NONE_MATCH);
-    } else if let Ok(v) = HeaderValue::from_str(&kept.join(", ")) {
+    } else if let Ok(v) = HeaderValue::from_str(&kept) {
         h.insert(header::IF_NONE_MATCH, v);
     }
 }
@@ -345,38 +379,28 @@ pub fn make_consent_dependent(h: &mut HeaderMap, state: &str) {
     // The origin's other directives (no-store, must-revalidate, extensions) are kept after
     // ours, written straight into one string: most pages have none to keep.
     let mut value = String::from("private, no-cache");
-    for v in h.get_all(header::CACHE_CONTROL) {
-        let Ok(v) = v.to_str() else { continue };
-        for d in v.split(',').map(str::trim).filter(|d| !d.is_empty()) {
-            let name = d.split('=').next().unwrap_or("").trim();
-            let ours = [
-                "public",
-                "s-maxage",
-                "immutable",
-                "private",
-                "no-cache",
-                "max-age",
-            ]
-            .iter()
-            .any(|o| name.eq_ignore_ascii_case(o));
-            if !ours {
-                value.push_str(", ");
-                value.push_str(d);
-            }
+    for d in list_items(h, header::CACHE_CONTROL) {
+        let name = d.split('=').next().unwrap_or("").trim();
+        let ours = [
+            "public",
+            "s-maxage",
+            "immutable",
+            "private",
+            "no-cache",
+            "max-age",
+        ]
+        .iter()
+        .any(|o| name.eq_ignore_ascii_case(o));
+        if !ours {
+            value.push_str(", ");
+            value.push_str(d);
         }
     }
     if let Ok(v) = HeaderValue::from_maybe_shared(bytes::Bytes::from(value)) {
         h.insert(header::CACHE_CONTROL, v);
     }
-    let has_cookie_vary = h
-        .get_all(header::VARY)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|t| {
-            let t = t.trim();
-            t == "*" || t.eq_ignore_ascii_case("cookie")
-        });
+    let has_cookie_vary =
+        list_items(h, header::VARY).any(|t| t == "*" || t.eq_ignore_ascii_case("cookie"));
     if !has_cookie_vary {
         h.append(header::VARY, HeaderValue::from_static("Cookie"));
     }
@@ -470,16 +494,46 @@ mod tests {
         h.insert("accept-encoding", hv("compress"));
         filter_accept_encoding(&mut h);
         assert!(!h.contains_key("accept-encoding"));
-        // Nothing to drop: the value stays as sent (any case); a second header is not read,
-        // so it goes.
+        // Nothing to drop: the value stays as sent (any case); a second header is read too,
+        // and what is kept goes as one.
         let mut h = HeaderMap::new();
         h.insert("accept-encoding", hv("GZIP, deflate, br, zstd"));
         filter_accept_encoding(&mut h);
         assert_eq!(h["accept-encoding"], "GZIP, deflate, br, zstd");
-        h.append("accept-encoding", hv("sdch"));
+        h.append("accept-encoding", hv("sdch, x-gzip"));
         filter_accept_encoding(&mut h);
         let all: Vec<_> = h.get_all("accept-encoding").iter().collect();
-        assert_eq!(all, vec!["GZIP, deflate, br, zstd"]);
+        assert_eq!(all, vec!["GZIP, deflate, br, zstd, x-gzip"]);
+        // A value that is not visible ASCII cannot be read: it does not go upstream.
+        let mut h = HeaderMap::new();
+        h.insert(
+            "accept-encoding",
+            HeaderValue::from_bytes(b"gzip, \xFFbr").unwrap(),
+        );
+        filter_accept_encoding(&mut h);
+        assert!(!h.contains_key("accept-encoding"));
+    }
+
+    #[test]
+    fn list_items_across_lines_and_quotes() {
+        let mut h = HeaderMap::new();
+        h.append("x", hv(" a, ,b ,\"c, d\", e=\"f\\\"g, h\",,"));
+        h.append("x", HeaderValue::from_bytes(b"\xFFskipped, too").unwrap());
+        h.append("x", hv("W/\"i,j\""));
+        h.append("x", hv(""));
+        let items: Vec<_> = list_items(&h, "x").collect();
+        assert_eq!(
+            items,
+            ["a", "b", "\"c, d\"", "e=\"f\\\"g, h\"", "W/\"i,j\""]
+        );
+        // An unterminated quote runs to the end of its line only.
+        let mut h = HeaderMap::new();
+        h.append("x", hv("a, \"b, c"));
+        h.append("x", hv("d"));
+        assert_eq!(
+            list_items(&h, "x").collect::<Vec<_>>(),
+            ["a", "\"b, c", "d"]
+        );
     }
 
     #[test]
@@ -498,6 +552,14 @@ mod tests {
         h.insert("if-none-match", hv("W/\"abc-cg.s0\""));
         assert!(translate_if_none_match(&mut h, || "s1"));
         assert!(!h.contains_key("if-none-match"));
+        // Our tag on a second line, and an ETag with a comma in it, are read whole.
+        let etag = tag_etag(&hv("\"a,b\""), "s1").unwrap();
+        let mut h = HeaderMap::new();
+        h.append("if-none-match", hv("\"other\""));
+        h.append("if-none-match", etag);
+        assert!(translate_if_none_match(&mut h, || "s1"));
+        let all: Vec<_> = h.get_all("if-none-match").iter().collect();
+        assert_eq!(all, vec!["\"other\", W/\"a,b\""]);
     }
 
     #[test]
@@ -540,6 +602,14 @@ mod tests {
         make_consent_dependent(&mut h, "st");
         let cc: Vec<_> = h.get_all("cache-control").iter().collect();
         assert_eq!(cc, vec!["private, no-cache, no-store, stale-if-error=30"]);
+        // A quoted list inside a directive is one item: it goes with its directive.
+        let mut h = HeaderMap::new();
+        h.insert(
+            "cache-control",
+            hv("no-cache=\"Set-Cookie, X-Id\", private=\"a,b\", no-transform"),
+        );
+        make_consent_dependent(&mut h, "st");
+        assert_eq!(h["cache-control"], "private, no-cache, no-transform");
     }
 
     #[test]
