@@ -139,7 +139,8 @@ pub fn same_origin(headers: &HeaderMap, host: &str) -> Result<(), &'static str> 
             _ => Err("cross-origin request (Origin)"),
         };
     }
-    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+    const SEC_FETCH_SITE: header::HeaderName = header::HeaderName::from_static("sec-fetch-site");
+    if let Some(site) = headers.get(SEC_FETCH_SITE).and_then(|v| v.to_str().ok()) {
         return match site.trim() {
             "same-origin" | "none" => Ok(()),
             _ => Err("cross-site request (Sec-Fetch-Site)"),

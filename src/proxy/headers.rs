@@ -67,6 +67,7 @@ const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection")
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const SEC_FETCH_DEST: HeaderName = HeaderName::from_static("sec-fetch-dest");
 
 pub fn remove_hop_by_hop(h: &mut HeaderMap) {
     // One pass over the names first: most messages carry none of these, and removing each
@@ -334,7 +335,7 @@ pub fn translate_if_none_match<'s>(h: &mut HeaderMap, state: impl FnOnce() -> &'
 /// Whether a request is for a document a browser will render (a navigation or a frame): its
 /// response is HTML we rewrite.
 pub fn is_document_request(h: &HeaderMap) -> bool {
-    match h.get("sec-fetch-dest").and_then(|v| v.to_str().ok()) {
+    match h.get(SEC_FETCH_DEST).and_then(|v| v.to_str().ok()) {
         Some(dest) => matches!(
             dest.trim(),
             "document" | "iframe" | "frame" | "embed" | "object"
