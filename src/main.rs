@@ -290,8 +290,10 @@ async fn run(source: ConfigSource, config: Config) -> Result<()> {
     let sites = build_sites(config)?;
     let server = Server::new(sites, source);
     if let Some(tls) = tls {
-        // Certificates load at start; replacing them takes a restart.
-        let acceptor = consentgate::tls::acceptor(&tls.certs).map_err(anyhow::Error::msg)?;
+        // Certificates are read again on every reload.
+        let certs = consentgate::tls::Certificates::load(&tls.certs).map_err(anyhow::Error::msg)?;
+        server.serve_certificates(certs.clone());
+        let acceptor = certs.acceptor().map_err(anyhow::Error::msg)?;
         let l = TcpListener::bind(tls.listen)
             .await
             .with_context(|| format!("cannot listen on {} for TLS", tls.listen))?;

@@ -3,10 +3,11 @@
 //! invalid new configuration is refused with its errors and the old one stays.
 
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use crate::config::{parse_upstream_url, Config};
 use crate::proxy::{Current, Sites};
+use crate::tls::{Certificates, SniResolver};
 
 /// Where the configuration comes from: a file (re-read on reload) and command-line overrides.
 #[derive(Debug, Clone, Default)]
@@ -43,6 +44,8 @@ impl ConfigSource {
 pub struct Server {
     current: RwLock<Arc<Sites>>,
     source: ConfigSource,
+    /// The TLS listener's certificates, reloaded with the configuration.
+    certs: OnceLock<Arc<Certificates>>,
 }
 
 impl Server {
@@ -50,7 +53,13 @@ impl Server {
         Arc::new(Server {
             current: RwLock::new(sites),
             source,
+            certs: OnceLock::new(),
         })
+    }
+
+    /// The certificates the TLS listener serves: a reload re-reads them.
+    pub fn serve_certificates(&self, certs: Arc<Certificates>) {
+        let _ = self.certs.set(certs);
     }
 
     /// The sites in force.
@@ -67,8 +76,9 @@ impl Server {
         Arc::new(move || me.current())
     }
 
-    /// Re-reads and validates the configuration and swaps it in atomically. Listen address
-    /// and limits apply at the next restart; everything else takes effect for new requests.
+    /// Re-reads and validates the configuration and the TLS certificates and swaps them in
+    /// atomically. Listen addresses and limits apply at the next restart; everything else takes
+    /// effect for new requests (certificates: for new handshakes).
     pub fn reload(&self) -> Result<String, String> {
         let config = self.source.load().map_err(|e| {
             tracing::error!(errors = %e, "reload refused: invalid configuration, the old one stays");
@@ -78,17 +88,34 @@ impl Server {
         let was = &old.primary().config;
         if config.server.listen != was.server.listen
             || config.limits != was.limits
-            || config.tls.as_ref().map(|t| (t.listen, &t.certs))
-                != old.tls().map(|t| (t.listen, &t.certs))
+            || config.tls.as_ref().map(|t| (t.listen, t.redirect_listen))
+                != old.tls().map(|t| (t.listen, t.redirect_listen))
         {
             tracing::warn!(
-                "server.listen, [limits] and TLS certificate changes take effect at the next restart"
+                "server.listen, [limits] and the TLS listeners change at the next restart"
             );
         }
+        // The files are read again even when their paths did not change: renewing a
+        // certificate usually writes over the old files.
+        let certs = match (self.certs.get(), &config.tls) {
+            (Some(_), Some(tls)) => Some(SniResolver::new(&tls.certs).map_err(|e| {
+                tracing::error!(error = %e, "reload refused: TLS certificates, the old ones stay");
+                e
+            })?),
+            _ => None,
+        };
         let next = old.reconfigured(config).map_err(|e| {
             tracing::error!(error = %e, "reload refused, the old configuration stays");
             e
         })?;
+        let tls_note = match (self.certs.get(), certs) {
+            (Some(c), Some(resolver)) => {
+                c.replace(resolver);
+                let n = next.tls().map_or(0, |t| t.certs.len());
+                format!("; {n} TLS certificate(s) read again")
+            }
+            _ => String::new(),
+        };
         let msg = match next.count() {
             1 => format!(
                 "configuration reloaded: upstream {}, {} services",
@@ -103,6 +130,7 @@ impl Server {
                     .join(", ")
             ),
         };
+        let msg = msg + &tls_note;
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(next);
         tracing::info!("{msg}");
         Ok(msg)

@@ -3,7 +3,7 @@
 //! safe defaults (TLS 1.2 and 1.3 only).
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -99,16 +99,55 @@ impl ResolvesServerCert for SniResolver {
     }
 }
 
-/// The acceptor for the TLS listener.
+/// The certificates in force, replaceable while serving: a reload re-reads the files (a renewed
+/// certificate is usually written over the old one) and handshakes after it get the new ones;
+/// connections already open keep theirs.
+#[derive(Debug)]
+pub struct Certificates {
+    current: RwLock<Arc<SniResolver>>,
+}
+
+impl Certificates {
+    pub fn load(specs: &[CertSpec]) -> Result<Arc<Certificates>, String> {
+        Ok(Arc::new(Certificates {
+            current: RwLock::new(Arc::new(SniResolver::new(specs)?)),
+        }))
+    }
+
+    /// Puts certificates loaded with `SniResolver::new` in force.
+    pub fn replace(&self, next: SniResolver) {
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(next);
+    }
+
+    fn resolver(&self) -> Arc<SniResolver> {
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The acceptor for the TLS listener: rustls safe defaults, ALPN h2 and http/1.1, the
+    /// certificate picked by SNI from what is in force at each handshake.
+    pub fn acceptor(self: &Arc<Self>) -> Result<tokio_rustls::TlsAcceptor, String> {
+        let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS setup: {e}"))?
+        .with_no_client_auth()
+        .with_cert_resolver(self.clone());
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+    }
+}
+
+impl ResolvesServerCert for Certificates {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.resolver().pick(hello.server_name()))
+    }
+}
+
+/// The acceptor for a TLS listener whose certificates never change.
 pub fn acceptor(specs: &[CertSpec]) -> Result<tokio_rustls::TlsAcceptor, String> {
-    let resolver = SniResolver::new(specs)?;
-    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| format!("TLS setup: {e}"))?
-    .with_no_client_auth()
-    .with_cert_resolver(Arc::new(resolver));
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+    Certificates::load(specs)?.acceptor()
 }

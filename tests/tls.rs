@@ -156,6 +156,89 @@ async fn h2_over_tls_with_alpn_and_requests_know_they_are_secure() {
     assert!(cookie.contains("; Secure"), "{cookie}");
 }
 
+/// A renewed certificate written over the old files is served after a reload, without a
+/// restart; files that do not load refuse the reload and the certificate in force stays.
+#[tokio::test]
+async fn certificates_are_read_again_on_reload() {
+    let dir = common::temp_db().parent().unwrap().to_path_buf();
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let ca = Issuer::new(ca_params, ca_key);
+    let p = Pki {
+        ca: ca_cert.der().clone(),
+        dir,
+    };
+    let o = origin(|_| OriginResponse::html("<p>x</p>")).await;
+    let (cert, key) = (p.dir.join("renewed.pem"), p.dir.join("renewed.key"));
+    let issue = |serial: u8| {
+        let leaf_key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(vec!["a.example".to_string()]).unwrap();
+        params.serial_number = Some(vec![serial].into());
+        let leaf = params.signed_by(&leaf_key, &ca).unwrap();
+        std::fs::write(&cert, leaf.pem()).unwrap();
+        std::fs::write(&key, leaf_key.serialize_pem()).unwrap();
+        leaf.der().clone()
+    };
+    let first = issue(1);
+    let config_file = p.dir.join("consentgate.toml");
+    std::fs::write(
+        &config_file,
+        format!(
+            "[upstream]\nurl = \"http://{}\"\n[consent]\nkey = \"{KEY}\"\n[receipts]\nstore = \"off\"\n[tls]\nlisten = \"127.0.0.1:0\"\n[[tls.certs]]\ncert = {:?}\nkey = {:?}\nhosts = [\"a.example\"]\n",
+            o.addr,
+            cert.display().to_string(),
+            key.display().to_string(),
+        ),
+    )
+    .unwrap();
+    let source = consentgate::server::ConfigSource {
+        path: Some(config_file),
+        ..Default::default()
+    };
+    let config = source.load().unwrap();
+    let certs = consentgate::tls::Certificates::load(&config.tls.as_ref().unwrap().certs).unwrap();
+    let (sites, _) = consentgate::proxy::Sites::new(config).unwrap();
+    let server = consentgate::server::Server::new(Arc::new(sites), source);
+    server.serve_certificates(certs.clone());
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(consentgate::proxy::serve_tls(
+        server.resolver(),
+        l,
+        certs.acceptor().unwrap(),
+        std::future::pending(),
+    ));
+    let served = |s: &tokio_rustls::client::TlsStream<tokio::net::TcpStream>| {
+        s.get_ref().1.peer_certificates().unwrap()[0].clone()
+    };
+    let open = connect(&p, addr, "a.example", &[b"http/1.1"]).await;
+    assert_eq!(served(&open), first);
+
+    let second = issue(2);
+    assert_ne!(first, second);
+    let reload = |server: Arc<consentgate::server::Server>| async move {
+        tokio::task::spawn_blocking(move || server.reload())
+            .await
+            .unwrap()
+    };
+    let msg = reload(server.clone()).await.unwrap();
+    assert!(msg.contains("1 TLS certificate(s) read again"), "{msg}");
+    let s = connect(&p, addr, "a.example", &[b"http/1.1"]).await;
+    assert_eq!(served(&s), second, "the renewed certificate is served");
+    // The connection opened before the reload keeps its certificate (and still works).
+    assert_eq!(served(&open), first);
+
+    // A broken renewal: the reload is refused, the certificate in force stays.
+    std::fs::write(&cert, "not a certificate").unwrap();
+    let err = reload(server.clone()).await.unwrap_err();
+    assert!(err.contains("no CERTIFICATE"), "{err}");
+    let s = connect(&p, addr, "a.example", &[b"http/1.1"]).await;
+    assert_eq!(served(&s), second);
+}
+
 #[tokio::test]
 async fn plain_http_is_redirected_to_https() {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -137,7 +137,8 @@ impl Sites {
         Ok(Sites::assemble(built, tls))
     }
 
-    /// The TLS listener's settings (certificates load at start; a reload only compares).
+    /// The TLS listener's settings (its certificates are served from `tls::Certificates`,
+    /// which a reload replaces).
     pub fn tls(&self) -> Option<&TlsConfig> {
         self.tls.as_ref()
     }
