@@ -538,6 +538,97 @@ fn the_systemd_unit_matches_the_hardened_config() {
     );
 }
 
+/// The leaf certificate a TLS listener on `port` serves for `sni` (verified against `ca`).
+async fn served_certificate(
+    port: u16,
+    sni: &str,
+    ca: &rustls::pki_types::CertificateDer<'static>,
+) -> Option<rustls::pki_types::CertificateDer<'static>> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.clone()).ok()?;
+    let cfg = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .ok()?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .ok()?;
+    let name = rustls::pki_types::ServerName::try_from(sni.to_string()).ok()?;
+    let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg))
+        .connect(name, tcp)
+        .await
+        .ok()?;
+    Some(tls.get_ref().1.peer_certificates()?.first()?.clone())
+}
+
+/// Certificate renewal as ops do it: new files over the old ones, then `systemctl reload`
+/// (SIGHUP). New connections get the new certificate; the process keeps running.
+#[test]
+fn sighup_serves_a_renewed_certificate() {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let origin = rt.block_on(common::origin(|_| common::OriginResponse::html("<p>x</p>")));
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let ca = Issuer::new(ca_params, ca_key);
+    let (cert, key) = (write_file("renew.pem", ""), write_file("renew.key", ""));
+    let issue = |serial: u8| {
+        let leaf_key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(vec!["shop.example".to_string()]).unwrap();
+        params.serial_number = Some(vec![serial].into());
+        let leaf = params.signed_by(&leaf_key, &ca).unwrap();
+        std::fs::write(&cert, leaf.pem()).unwrap();
+        std::fs::write(&key, leaf_key.serialize_pem()).unwrap();
+        leaf.der().clone()
+    };
+    let first = issue(1);
+    let (port, tls_port) = (free_port(), free_port());
+    let cfg = write_file(
+        "renew.toml",
+        &format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\n[upstream]\nurl = \"http://{}\"\n[receipts]\nstore = \"off\"\n[tls]\nlisten = \"127.0.0.1:{tls_port}\"\n[[tls.certs]]\ncert = {:?}\nkey = {:?}\nhosts = [\"shop.example\"]\n",
+            origin.addr,
+            cert.display().to_string(),
+            key.display().to_string(),
+        ),
+    );
+    let child = Command::new(BIN)
+        .arg("--config")
+        .arg(&cfg)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id().to_string();
+    let _p = Running(child);
+    let ca_der = ca_cert.der().clone();
+    let served = || rt.block_on(served_certificate(tls_port, "shop.example", &ca_der));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while served().is_none() {
+        assert!(Instant::now() < deadline, "the TLS listener never answered");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(served(), Some(first));
+    let second = issue(2);
+    assert!(Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while served().as_ref() != Some(&second) {
+        assert!(
+            Instant::now() < deadline,
+            "SIGHUP did not bring in the renewed certificate"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 #[test]
 fn sighup_reloads_and_sigterm_stops_cleanly() {
     let rt = tokio::runtime::Runtime::new().unwrap();
