@@ -45,6 +45,24 @@ fn http_get(port: u16, path: &str) -> String {
     }
 }
 
+/// Sends `signal` (`-HUP`, `-TERM`) to process `pid`.
+fn signal(pid: u32, signal: &str) {
+    let sent = Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success(), "kill {signal} {pid}");
+}
+
+/// Polls `done` every 50 ms; fails with `what` after `secs` seconds.
+fn wait_until(secs: u64, what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !done() {
+        assert!(Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn write_file(name: &str, text: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("consentgate-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -234,11 +252,7 @@ fn one_worker_runs_on_one_thread() {
     }
     assert!(http_get(port, "/__consent/policy").contains(" 200 "));
     let pid = p.0.id();
-    assert!(Command::new("kill")
-        .args(["-HUP", &pid.to_string()])
-        .status()
-        .unwrap()
-        .success());
+    signal(pid, "-HUP");
     std::thread::sleep(std::time::Duration::from_millis(300));
     assert!(http_get(port, "/").contains("<p>one thread</p>"));
     // The single-threaded scheduler: no pool of worker threads (a pool of one would show one
@@ -568,24 +582,11 @@ async fn served_certificate(
 /// (SIGHUP). New connections get the new certificate; the process keeps running.
 #[test]
 fn sighup_serves_a_renewed_certificate() {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
     let rt = tokio::runtime::Runtime::new().unwrap();
     let origin = rt.block_on(common::origin(|_| common::OriginResponse::html("<p>x</p>")));
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-    let ca = Issuer::new(ca_params, ca_key);
+    let ca = common::TestCa::new();
     let (cert, key) = (write_file("renew.pem", ""), write_file("renew.key", ""));
-    let issue = |serial: u8| {
-        let leaf_key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(vec!["shop.example".to_string()]).unwrap();
-        params.serial_number = Some(vec![serial].into());
-        let leaf = params.signed_by(&leaf_key, &ca).unwrap();
-        std::fs::write(&cert, leaf.pem()).unwrap();
-        std::fs::write(&key, leaf_key.serialize_pem()).unwrap();
-        leaf.der().clone()
-    };
+    let issue = |serial| ca.issue(&["shop.example"], serial, &cert, &key);
     let first = issue(1);
     let (port, tls_port) = (free_port(), free_port());
     let cfg = write_file(
@@ -603,30 +604,18 @@ fn sighup_serves_a_renewed_certificate() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let pid = child.id().to_string();
+    let pid = child.id();
     let _p = Running(child);
-    let ca_der = ca_cert.der().clone();
-    let served = || rt.block_on(served_certificate(tls_port, "shop.example", &ca_der));
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while served().is_none() {
-        assert!(Instant::now() < deadline, "the TLS listener never answered");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let served = || rt.block_on(served_certificate(tls_port, "shop.example", &ca.der));
+    wait_until(15, "the TLS listener never answered", || served().is_some());
     assert_eq!(served(), Some(first));
     let second = issue(2);
-    assert!(Command::new("kill")
-        .args(["-HUP", &pid])
-        .status()
-        .unwrap()
-        .success());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while served().as_ref() != Some(&second) {
-        assert!(
-            Instant::now() < deadline,
-            "SIGHUP did not bring in the renewed certificate"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    signal(pid, "-HUP");
+    wait_until(
+        10,
+        "SIGHUP did not bring in the renewed certificate",
+        || served().as_ref() == Some(&second),
+    );
 }
 
 #[test]
@@ -653,28 +642,15 @@ fn sighup_reloads_and_sigterm_stops_cleanly() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let pid = child.id().to_string();
+    let pid = child.id();
     let mut p = Running(child);
     assert!(http_get(port, "/").contains("from A"));
     std::fs::write(&cfg, cfg_for(b.addr)).unwrap();
-    assert!(Command::new("kill")
-        .args(["-HUP", &pid])
-        .status()
-        .unwrap()
-        .success());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !http_get(port, "/").contains("from B") {
-        assert!(
-            Instant::now() < deadline,
-            "SIGHUP did not switch the upstream"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
+    signal(pid, "-HUP");
+    wait_until(10, "SIGHUP did not switch the upstream", || {
+        http_get(port, "/").contains("from B")
+    });
+    signal(pid, "-TERM");
     let deadline = Instant::now() + Duration::from_secs(15);
     let status = loop {
         if let Some(st) = p.0.try_wait().unwrap() {

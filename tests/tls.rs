@@ -9,7 +9,6 @@ use bytes::Bytes;
 use http::Request;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 use rustls::pki_types::{CertificateDer, ServerName};
 
 use common::*;
@@ -25,30 +24,18 @@ struct Pki {
 fn pki() -> Pki {
     let dir = common::temp_db().parent().unwrap().to_path_buf();
     std::fs::create_dir_all(&dir).unwrap();
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca_params, ca_key);
+    let ca = TestCa::new();
     for (name, sans) in [
-        (
-            "a",
-            vec!["a.example".to_string(), "www.a.example".to_string()],
-        ),
-        ("b", vec!["*.b.example".to_string()]),
+        ("a", &["a.example", "www.a.example"][..]),
+        ("b", &["*.b.example"]),
     ] {
-        let key = KeyPair::generate().unwrap();
-        let cert = CertificateParams::new(sans)
-            .unwrap()
-            .signed_by(&key, &issuer)
-            .unwrap();
-        std::fs::write(dir.join(format!("{name}.pem")), cert.pem()).unwrap();
-        std::fs::write(dir.join(format!("{name}.key")), key.serialize_pem()).unwrap();
+        let (cert, key) = (
+            dir.join(format!("{name}.pem")),
+            dir.join(format!("{name}.key")),
+        );
+        ca.issue(sans, 1, &cert, &key);
     }
-    Pki {
-        ca: ca_cert.der().clone(),
-        dir,
-    }
+    Pki { ca: ca.der, dir }
 }
 
 fn tls_config(p: &Pki, upstream: std::net::SocketAddr) -> Config {
@@ -162,26 +149,14 @@ async fn h2_over_tls_with_alpn_and_requests_know_they_are_secure() {
 async fn certificates_are_read_again_on_reload() {
     let dir = common::temp_db().parent().unwrap().to_path_buf();
     std::fs::create_dir_all(&dir).unwrap();
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-    let ca = Issuer::new(ca_params, ca_key);
+    let ca = TestCa::new();
     let p = Pki {
-        ca: ca_cert.der().clone(),
+        ca: ca.der.clone(),
         dir,
     };
     let o = origin(|_| OriginResponse::html("<p>x</p>")).await;
     let (cert, key) = (p.dir.join("renewed.pem"), p.dir.join("renewed.key"));
-    let issue = |serial: u8| {
-        let leaf_key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(vec!["a.example".to_string()]).unwrap();
-        params.serial_number = Some(vec![serial].into());
-        let leaf = params.signed_by(&leaf_key, &ca).unwrap();
-        std::fs::write(&cert, leaf.pem()).unwrap();
-        std::fs::write(&key, leaf_key.serialize_pem()).unwrap();
-        leaf.der().clone()
-    };
+    let issue = |serial| ca.issue(&["a.example"], serial, &cert, &key);
     let first = issue(1);
     let config_file = p.dir.join("consentgate.toml");
     std::fs::write(

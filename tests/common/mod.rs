@@ -297,3 +297,43 @@ pub async fn consent(addr: SocketAddr, form: &str) -> String {
     let sc = got.header("set-cookie").expect("set-cookie").to_string();
     sc.split(';').next().unwrap().to_string()
 }
+
+/// A throwaway certificate authority for TLS tests.
+pub struct TestCa {
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+    /// Its certificate, for a client's roots.
+    pub der: rustls::pki_types::CertificateDer<'static>,
+}
+
+impl TestCa {
+    pub fn new() -> TestCa {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let der = params.self_signed(&key).unwrap().der().clone();
+        TestCa {
+            issuer: Issuer::new(params, key),
+            der,
+        }
+    }
+
+    /// Writes a leaf certificate for `hosts` (serial number `serial`) and its key as PEM files;
+    /// returns the certificate.
+    pub fn issue(
+        &self,
+        hosts: &[&str],
+        serial: u8,
+        cert: &std::path::Path,
+        key: &std::path::Path,
+    ) -> rustls::pki_types::CertificateDer<'static> {
+        let leaf_key = rcgen::KeyPair::generate().unwrap();
+        let names = hosts.iter().map(|h| h.to_string()).collect::<Vec<_>>();
+        let mut params = rcgen::CertificateParams::new(names).unwrap();
+        params.serial_number = Some(vec![serial].into());
+        let leaf = params.signed_by(&leaf_key, &self.issuer).unwrap();
+        std::fs::write(cert, leaf.pem()).unwrap();
+        std::fs::write(key, leaf_key.serialize_pem()).unwrap();
+        leaf.der().clone()
+    }
+}
