@@ -77,8 +77,9 @@ impl Server {
     }
 
     /// Re-reads and validates the configuration and the TLS certificates and swaps them in
-    /// atomically. Listen addresses and limits apply at the next restart; everything else takes
-    /// effect for new requests (certificates: for new handshakes).
+    /// atomically. Listen addresses and the worker count apply at the next restart; everything
+    /// else takes effect for new requests (`[limits]` on connections: for new connections;
+    /// certificates: for new handshakes).
     pub fn reload(&self) -> Result<String, String> {
         let config = self.source.load().map_err(|e| {
             tracing::error!(errors = %e, "reload refused: invalid configuration, the old one stays");
@@ -87,12 +88,12 @@ impl Server {
         let old = self.current();
         let was = &old.primary().config;
         if config.server.listen != was.server.listen
-            || config.limits != was.limits
+            || config.server.workers != was.server.workers
             || config.tls.as_ref().map(|t| (t.listen, t.redirect_listen))
                 != old.tls().map(|t| (t.listen, t.redirect_listen))
         {
             tracing::warn!(
-                "server.listen, [limits] and the TLS listeners change at the next restart"
+                "server.listen, server.workers and the TLS listeners change at the next restart"
             );
         }
         // The files are read again even when their paths did not change: renewing a

@@ -124,6 +124,48 @@ async fn reload_under_load_loses_no_request() {
     );
 }
 
+/// The status line a request with an `X-Big` header of `size` bytes gets on a new connection.
+async fn with_big_header(addr: std::net::SocketAddr, size: usize) -> String {
+    tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let head = format!(
+            "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Big: {}\r\n\r\n",
+            "a".repeat(size)
+        );
+        let _ = s.write_all(head.as_bytes());
+        let mut resp = String::new();
+        let _ = s.read_to_string(&mut resp);
+        resp.lines().next().unwrap_or("").to_string()
+    })
+    .await
+    .unwrap()
+}
+
+/// `[limits]` reload too: a connection opened after the reload is served under the new ones.
+#[tokio::test]
+async fn reloaded_limits_apply_to_new_connections() {
+    let a = origin(|_| OriginResponse::html("<p>A</p>")).await;
+    let r = start(a.addr).await;
+    assert!(with_big_header(r.addr, 10_000).await.contains(" 200 "));
+    let text = config_text(a.addr, &r.db) + "[limits]\nmax_header_bytes = 8192\n";
+    std::fs::write(&r.cfg, text).unwrap();
+    let server = r.server.clone();
+    tokio::task::spawn_blocking(move || server.reload())
+        .await
+        .unwrap()
+        .unwrap();
+    // The accept loop reads the limits before it waits for the next connection, so the first
+    // connection after the reload may still be served under the old ones.
+    let mut status = String::new();
+    for _ in 0..3 {
+        status = with_big_header(r.addr, 10_000).await;
+    }
+    assert!(status.starts_with("HTTP/1.1 431"), "{status}");
+    assert!(with_big_header(r.addr, 1_000).await.contains(" 200 "));
+}
+
 #[tokio::test]
 async fn an_invalid_configuration_is_refused_and_the_old_one_serves() {
     let a = origin(|_| OriginResponse::html("<p>A</p>")).await;

@@ -994,18 +994,11 @@ pub async fn serve_tls(
     serve_loop(current, listener, Some(acceptor), shutdown).await
 }
 
-/// Connection limit, TLS handshake, header limits, upgrades, graceful drain. Limits are read
-/// once, at start (changing them takes a restart).
-async fn serve_loop(
-    current: Current,
-    listener: TcpListener,
-    tls: Option<tokio_rustls::TlsAcceptor>,
-    shutdown: impl Future<Output = ()>,
-) -> std::io::Result<()> {
-    let limits = current().primary().config.limits.clone();
-    let permits = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+type ConnBuilder = hyper_util::server::conn::auto::Builder<TokioExecutor>;
+
+/// How connections are served under `limits` (head size, field count, read timeout).
+fn conn_builder(limits: &crate::config::Limits) -> Arc<ConnBuilder> {
+    let mut builder = ConnBuilder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(hyper_util::rt::TokioTimer::new())
@@ -1016,9 +1009,47 @@ async fn serve_loop(
         .http2()
         .timer(hyper_util::rt::TokioTimer::new())
         .max_header_list_size(limits.max_header_bytes.min(u32::MAX as usize) as u32);
-    let builder = Arc::new(builder);
+    Arc::new(builder)
+}
+
+/// Connection limit, TLS handshake, header limits, upgrades, graceful drain. `[limits]` are
+/// read again before each connection is accepted: after a reload new connections get the new
+/// ones, while open connections keep theirs.
+async fn serve_loop(
+    current: Current,
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let mut limits = current().primary().config.limits.clone();
+    let permits = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    // Connection slots to take out of circulation after a reload lowered `max_connections`:
+    // free ones go at once, the ones open connections hold as they come back.
+    let mut excess = 0usize;
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut builder = conn_builder(&limits);
     tokio::pin!(shutdown);
     loop {
+        {
+            let sites = current();
+            let now = &sites.primary().config.limits;
+            if *now != limits {
+                if now.max_connections >= limits.max_connections {
+                    let more = now.max_connections - limits.max_connections;
+                    let repaid = more.min(excess);
+                    excess -= repaid;
+                    permits.add_permits(more - repaid);
+                } else {
+                    excess += limits.max_connections - now.max_connections;
+                }
+                builder = conn_builder(now);
+                limits = now.clone();
+                tracing::info!("new connections are served under the reloaded [limits]");
+            }
+        }
+        if excess > 0 {
+            excess -= permits.forget_permits(excess);
+        }
         // A connection slot first: beyond the limit, clients wait in the accept queue.
         if permits.available_permits() == 0 {
             tracing::warn!(max = limits.max_connections, "connection limit reached");
@@ -1035,6 +1066,12 @@ async fn serve_loop(
                 Err(_) => break,
             },
         };
+        if excess > 0 {
+            // A slot given back by a connection that closed, owed to a lowered limit.
+            permit.forget();
+            excess -= 1;
+            continue;
+        }
         let Some((stream, peer)) = accept_until(&listener, &mut shutdown, "proxy").await else {
             break;
         };
