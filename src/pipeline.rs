@@ -155,7 +155,8 @@ impl BodyRewriter {
         match self.stage {
             Stage::Appending { .. } => true,
             Stage::Sniffing(ref held) if held.is_empty() && chunk.len() >= BOM_SNIFF => {
-                match appends(chunk, &self.start) {
+                let (encoding, from_meta) = settle_encoding(chunk, self.start.declared);
+                match appends(encoding, from_meta, &self.start) {
                     Some(utf8) => {
                         self.stage = Stage::Appending { utf8 };
                         true
@@ -440,11 +441,10 @@ fn feed_end_of_sniff(
     feed(stage, &head, out, start)
 }
 
-/// Whether a page starting with `head` passes unparsed (`Some`, with whether its injection
-/// may be UTF-8): nothing blocked and an ASCII-compatible encoding. A later <meta charset>
-/// cannot matter to an ASCII injection.
-fn appends(head: &[u8], start: &Start) -> Option<bool> {
-    let (encoding, from_meta) = settle_encoding(head, start.declared);
+/// Whether a page in `encoding` (see `settle_encoding`) passes unparsed (`Some`, with whether
+/// its injection may be UTF-8): nothing blocked and an ASCII-compatible encoding. A later
+/// <meta charset> cannot matter to an ASCII injection.
+fn appends(encoding: &'static Encoding, from_meta: bool, start: &Start) -> Option<bool> {
     (start.blocked.is_empty() && encoding.is_ascii_compatible())
         .then(|| appends_utf8(encoding, from_meta))
 }
@@ -457,13 +457,13 @@ fn settle(
     out: &mut Vec<u8>,
     start: &mut Start,
 ) -> Result<(), RewriteError> {
-    if let Some(utf8) = appends(head, start) {
+    let (encoding, from_meta) = settle_encoding(head, start.declared);
+    if let Some(utf8) = appends(encoding, from_meta, start) {
         // No element to neutralize: no parser needed (lol_html is the cost of a full-consent
         // page otherwise).
         *stage = Stage::Appending { utf8 };
         return Ok(());
     }
-    let (encoding, from_meta) = settle_encoding(head, start.declared);
     let (charset, transcoder) = match AsciiCompatibleEncoding::new(encoding) {
         Some(enc) => (
             Charset {

@@ -79,20 +79,26 @@ pub(crate) fn read(tag: &[u8], mut visit: impl FnMut(Span, Span)) -> Option<RawT
     Some(RawTag { name, notable })
 }
 
-/// The value of the first attribute of `tag` named `name` (ASCII, any case), as written between
-/// its quotes (character references not decoded: what lol_html's `get_attribute` gives, before
-/// decoding from the document's encoding); empty for a name written without a value. The
-/// tokenizer drops later attributes of the same name, so the first one is the one that counts.
-/// `Some(None)`: no such attribute; `None`: `tag` is not one start tag (see `read`).
+/// The value of the first attribute of `tag` named `name` (ASCII, any case), given the
+/// attribute spans `read` handed out for it: as written between its quotes (character
+/// references not decoded: what lol_html's `get_attribute` gives, before decoding from the
+/// document's encoding); empty for a name written without a value. The tokenizer drops later
+/// attributes of the same name, so the first one is the one that counts.
+pub(crate) fn find<'a>(tag: &'a [u8], spans: &[(Span, Span)], name: &str) -> Option<&'a [u8]> {
+    let (_, v) = spans.iter().find(|(n, _)| {
+        tag.get(n.clone())
+            .is_some_and(|n| n.eq_ignore_ascii_case(name.as_bytes()))
+    })?;
+    tag.get(v.clone())
+}
+
+/// `find` on a tag read on its own. `Some(None)`: no such attribute; `None`: `tag` is not one
+/// start tag (see `read`).
 #[cfg(test)]
 pub(crate) fn value<'a>(tag: &'a [u8], name: &str) -> Option<Option<&'a [u8]>> {
-    let mut found = None;
-    walk(tag, |n, v| {
-        if found.is_none() && tag[n].eq_ignore_ascii_case(name.as_bytes()) {
-            found = Some(&tag[v]);
-        }
-    })?;
-    Some(found)
+    let mut spans = Vec::new();
+    read(tag, |n, v| spans.push((n, v)))?;
+    Some(find(tag, &spans, name))
 }
 
 /// Where an attribute's name or value lies in its tag.

@@ -226,15 +226,10 @@ impl DocCtx {
             .then(|| raw_tag(&self.input, self.input_at, el))
             .flatten();
         let read = raw.and_then(|tag| {
-            // The tokenizer keeps the first of attributes with the same name.
-            let found = self.tag_attrs.iter().find(|(n, _)| {
-                tag.get(n.clone())
-                    .is_some_and(|n| n.eq_ignore_ascii_case(name.as_bytes()))
-            });
-            let Some((_, v)) = found else {
+            let Some(v) = crate::rawtag::find(tag, &self.tag_attrs, name) else {
                 return Some(None);
             };
-            match std::str::from_utf8(tag.get(v.clone())?) {
+            match std::str::from_utf8(v) {
                 Ok(s) if s.is_ascii() => Some(Some(s)),
                 // `decode` as lol_html does it would take a leading BOM for one.
                 Ok(s) if self.encoding == encoding_rs::UTF_8 && !s.starts_with('\u{FEFF}') => {
