@@ -28,9 +28,12 @@ struct Huffman {
     count: [u16; 16],
     /// Symbols ordered by code.
     symbol: [u16; 288],
-    /// Indexed by the next `bits` input bits: (symbol, length), length 0 when longer. Room for
-    /// `FAST_BITS`; only the first `1 << bits` entries are in use.
-    fast: Vec<(u16, u8)>,
+    /// Indexed by the next `bits` input bits: (symbol, length, extra bits that follow it),
+    /// length 0 when longer (or a symbol deflate does not allow, left to the slow path to
+    /// report). Room for `FAST_BITS`; only the first `1 << bits` entries are in use.
+    fast: Vec<(u16, u8, u8)>,
+    /// What the symbols are: how many extra bits follow each.
+    alphabet: Alphabet,
     /// The lookup width: `FAST_BITS`, or the longest code if shorter. A flushed stream is many
     /// small blocks whose distance and code-length codes are short: filling 1024 entries for
     /// each of them cost more than walking the block.
@@ -42,20 +45,41 @@ struct Huffman {
 
 const FAST_BITS: u32 = 10;
 
+/// The three alphabets of deflate, for the extra bits after a symbol.
+#[derive(Clone, Copy)]
+enum Alphabet {
+    LiteralLength,
+    Distance,
+    CodeLength,
+}
+
+impl Alphabet {
+    /// Extra bits after `sym`, `None` for a symbol deflate does not allow.
+    fn extra(self, sym: u16) -> Option<u8> {
+        match self {
+            Alphabet::LiteralLength if sym <= 256 => Some(0),
+            Alphabet::LiteralLength => LEN_EXTRA.get(usize::from(sym - 257)).copied(),
+            Alphabet::Distance => DIST_EXTRA.get(usize::from(sym)).copied(),
+            Alphabet::CodeLength => Some(0),
+        }
+    }
+}
+
 impl Huffman {
-    fn empty() -> Self {
+    fn empty(alphabet: Alphabet) -> Self {
         Huffman {
             count: [0; 16],
             symbol: [0; 288],
-            fast: vec![(0, 0); 1 << FAST_BITS],
+            fast: vec![(0, 0, 0); 1 << FAST_BITS],
+            alphabet,
             bits: 1,
             mask: 1,
             clean: true,
         }
     }
 
-    fn new(lengths: &[u8]) -> Result<Self, RewriteError> {
-        let mut h = Huffman::empty();
+    fn new(alphabet: Alphabet, lengths: &[u8]) -> Result<Self, RewriteError> {
+        let mut h = Huffman::empty(alphabet);
         h.build(lengths)?;
         Ok(h)
     }
@@ -105,7 +129,7 @@ impl Huffman {
             .map(|l| u32::from(count[l as usize]) << (bits - l))
             .sum();
         if covered != 1 << bits && !self.clean {
-            fast.fill((0, 0));
+            fast.fill((0, 0, 0));
         }
         self.clean = false;
         // Codes in canonical order, reversed into the order deflate sends their bits.
@@ -113,9 +137,14 @@ impl Huffman {
         for len in 1..=bits {
             for _ in 0..count[len as usize] {
                 let rev = code.reverse_bits() >> (32 - len);
+                let sym = self.symbol[index];
+                let entry = match self.alphabet.extra(sym) {
+                    Some(extra) => (sym, len as u8, extra),
+                    None => (sym, 0, 0),
+                };
                 let mut k = rev;
                 while k < (1 << bits) {
-                    fast[k as usize] = (self.symbol[index], len as u8);
+                    fast[k as usize] = entry;
                     k += 1 << len;
                 }
                 code += 1;
@@ -129,8 +158,9 @@ impl Huffman {
     /// The next symbol at bit `pos`, and its length; `None` when more input is needed.
     fn decode(&self, r: &Bits<'_>, pos: usize) -> Result<Option<(u16, u32)>, RewriteError> {
         let avail = r.avail(pos);
-        let peek = r.peek(pos, self.bits.min(avail));
-        let (sym, len) = self.fast[(u64::from(peek) & self.mask) as usize];
+        // One read for the longest code; bits past the input read as 0 and are never used.
+        let mut peek = r.peek(pos, 15.min(avail));
+        let (sym, len, _) = self.fast[(u64::from(peek) & self.mask) as usize];
         if len != 0 && u32::from(len) <= avail {
             return Ok(Some((sym, u32::from(len))));
         }
@@ -139,7 +169,8 @@ impl Huffman {
             if len > avail {
                 return Ok(None);
             }
-            code |= r.peek(pos + len as usize - 1, 1) as i32;
+            code |= (peek & 1) as i32;
+            peek >>= 1;
             let count = i32::from(self.count[len as usize]);
             if code - count < first {
                 let i = (index + code - first) as usize;
@@ -226,7 +257,10 @@ fn fixed_codes() -> Result<Arc<Codes>, RewriteError> {
             let mut lengths = [8u8; 288];
             lengths[144..256].fill(9);
             lengths[256..280].fill(7);
-            let codes = (Huffman::new(&lengths).ok()?, Huffman::new(&[5; 30]).ok()?);
+            let codes = (
+                Huffman::new(Alphabet::LiteralLength, &lengths).ok()?,
+                Huffman::new(Alphabet::Distance, &[5; 30]).ok()?,
+            );
             Some(Arc::new(codes))
         })
         .clone()
@@ -342,9 +376,11 @@ impl Scanner {
     }
 }
 
-/// Walks symbols while 8 input bytes are readable at `*pos`: a literal/length code, its extra
-/// bits, the distance code and its extra bits (at most 48 bits) all come out of one 64-bit
-/// read. Stops at a code longer than `FAST_BITS` (left to `walk_one`); true at the block's end.
+/// Walks symbols while 8 input bytes are readable at `*pos`. Each 64-bit read serves several
+/// symbols: a literal/length code, its extra bits, the distance code and its extra bits (at
+/// most 38 bits with codes up to `FAST_BITS` long) are taken off it for as long as they fit
+/// in the bits it has left. Stops at a code longer than `FAST_BITS` (or one deflate does not
+/// allow), left to `walk_one`; true at the block's end.
 fn walk_fast(
     lit: &Huffman,
     dist: &Huffman,
@@ -355,27 +391,48 @@ fn walk_fast(
         let Ok(w) = <[u8; 8]>::try_from(w) else {
             break;
         };
-        let v = u64::from_le_bytes(w) >> (*pos % 8);
-        let (sym, n) = lit.fast[(v & lit.mask) as usize];
-        if n == 0 {
-            break;
+        let shift = (*pos % 8) as u32;
+        let mut v = u64::from_le_bytes(w) >> shift;
+        // Bits of `v` that are input. A table entry whose length fits in them was looked up
+        // correctly: an entry depends only on its code's own bits, not on the zeros above.
+        let mut left = 64 - shift;
+        let stop = loop {
+            let (sym, n, extra) = lit.fast[(v & lit.mask) as usize];
+            let n = u32::from(n);
+            if n == 0 {
+                // Too few bits left to tell a code of up to `bits` from a longer one: read on.
+                break (left >= lit.bits).then_some(false);
+            }
+            if n > left {
+                break None;
+            }
+            if sym < 256 {
+                v >>= n;
+                left -= n;
+                continue;
+            }
+            if sym == 256 {
+                left -= n;
+                break Some(true);
+            }
+            let used = n + u32::from(extra);
+            let (_, dn, dextra) = dist.fast[((v >> used) & dist.mask) as usize];
+            if dn == 0 {
+                break (left >= used + dist.bits).then_some(false);
+            }
+            let used = used + u32::from(dn) + u32::from(dextra);
+            if used > left {
+                break None;
+            }
+            v >>= used;
+            left -= used;
+        };
+        *pos += (64 - shift - left) as usize;
+        match stop {
+            Some(true) => return Ok(true),
+            Some(false) => return Ok(false),
+            None => {}
         }
-        let mut used = u32::from(n);
-        if sym < 256 {
-            *pos += used as usize;
-            continue;
-        }
-        if sym == 256 {
-            *pos += used as usize;
-            return Ok(true);
-        }
-        used += len_extra(sym)?;
-        let (d, dn) = dist.fast[((v >> used) & dist.mask) as usize];
-        if dn == 0 {
-            break;
-        }
-        used += u32::from(dn) + dist_extra(d)?;
-        *pos += used as usize;
     }
     Ok(false)
 }
@@ -480,7 +537,9 @@ fn read_dynamic(
         cl[i] = r.peek(p, 3) as u8;
         p += 3;
     }
-    let clcode = tables.cl.get_or_insert_with(Huffman::empty);
+    let clcode = tables
+        .cl
+        .get_or_insert_with(|| Huffman::empty(Alphabet::CodeLength));
     clcode.build(&cl)?;
     let mut lengths = [0u8; 286 + 30];
     let mut i = 0;
@@ -523,7 +582,12 @@ fn read_dynamic(
         .spare
         .take()
         .and_then(|c| Arc::try_unwrap(c).ok())
-        .unwrap_or_else(|| (Huffman::empty(), Huffman::empty()));
+        .unwrap_or_else(|| {
+            (
+                Huffman::empty(Alphabet::LiteralLength),
+                Huffman::empty(Alphabet::Distance),
+            )
+        });
     lit.build(&lengths[..nlen])?;
     dist.build(&lengths[nlen..nlen + ndist])?;
     Ok(Some((p, Arc::new((lit, dist)))))
@@ -927,6 +991,72 @@ mod tests {
     }
 
     /// Truncated or damaged input is an error, never a panic or a stream that looks whole.
+    /// A gzip member around one fixed-code block of `symbols` (literal/length symbols, each
+    /// with the distance symbol that follows a length), written as deflate packs them.
+    fn fixed_block(symbols: &[(u16, Option<u16>)]) -> Vec<u8> {
+        let (mut out, mut acc, mut n) = (vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff], 0u64, 0);
+        let mut put = |v: u64, bits: u32, out: &mut Vec<u8>| {
+            acc |= v << n;
+            n += bits;
+            while n >= 8 {
+                out.push(acc as u8);
+                acc >>= 8;
+                n -= 8;
+            }
+        };
+        // Huffman codes go most significant bit first.
+        let code = |c: u32, len: u32| u64::from(c.reverse_bits() >> (32 - len));
+        put(0b011, 3, &mut out); // BFINAL, fixed codes
+        for &(sym, dist) in symbols {
+            let (c, len) = match sym {
+                0..=143 => (0x30 + u32::from(sym), 8),
+                144..=255 => (0x190 + u32::from(sym) - 144, 9),
+                256..=279 => (u32::from(sym) - 256, 7),
+                _ => (0xc0 + u32::from(sym) - 280, 8),
+            };
+            put(code(c, len), len, &mut out);
+            if let Some(d) = dist {
+                put(code(u32::from(d), 5), 5, &mut out);
+            }
+        }
+        put(0, 7 + 7, &mut out); // end of block, then padding
+        out.extend_from_slice(&[0; 8]); // trailer (not checked by the walk)
+        out
+    }
+
+    #[test]
+    fn symbols_deflate_does_not_allow_are_errors() {
+        // Enough literals first that the bad symbol is met by the fast walk, and a short run
+        // that only the careful one sees.
+        for lead in [0, 3, 40] {
+            let lits = vec![(u16::from(b'a'), None); lead];
+            let ok = fixed_block(&[lits.clone(), vec![(257, Some(0))]].concat());
+            assert!(append(&ok, 4096, b"t").is_ok(), "lead {lead}");
+            if lead > 0 {
+                // The writer above is right: inflate reads the control stream as meant.
+                let mut plain = Vec::new();
+                flate2::read::DeflateDecoder::new(&ok[10..ok.len() - 8])
+                    .read_to_end(&mut plain)
+                    .expect("inflate");
+                assert_eq!(plain, vec![b'a'; lead + 3]);
+            }
+            for bad in [
+                (286, Some(0)),
+                (287, Some(0)),
+                (257, Some(30)),
+                (257, Some(31)),
+            ] {
+                let gz = fixed_block(&[lits.clone(), vec![bad]].concat());
+                for chunk in [1, 7, 4096] {
+                    assert!(
+                        append(&gz, chunk, b"t").is_err(),
+                        "lead {lead}, {bad:?}, chunk {chunk}"
+                    );
+                }
+            }
+        }
+    }
+
     #[test]
     fn broken_streams_are_errors() {
         let data = page(7, 5000);
