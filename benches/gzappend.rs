@@ -7,8 +7,9 @@
 //! default) and level 1 (nginx's `gzip_comp_level` default).
 //!
 //! Run: `cargo bench --bench gzappend` (best of 7 interleaved rounds, `std::time`; prints
-//! microseconds per page and the ratio). `GZAPPEND_PROFILE=<stream 0-2>:<n>` only appends to
-//! that stream n times, for callgrind (subtract a run with n = 0).
+//! microseconds per page and the ratio). `GZAPPEND_FILE=<file.gz>` adds a stream read from a
+//! file (stream 5). `GZAPPEND_PROFILE=<stream 0-5>:<n>` only appends to that stream n times,
+//! for callgrind (subtract a run with n = 0).
 
 use std::hint::black_box;
 use std::io::Write;
@@ -80,15 +81,27 @@ fn best(f: &dyn Fn() -> usize, per_round: Duration, best_so_far: &mut Duration) 
 
 fn main() {
     let html = page();
-    let streams = [
-        ("level 9, one piece", gzip(&html, 9, None)),
-        ("level 1, flushed every 512 B", gzip(&html, 1, Some(512))),
-        ("level 6, flushed every 2 KB", gzip(&html, 6, Some(2048))),
+    let mut streams = vec![
+        ("level 9, one piece".to_string(), gzip(&html, 9, None)),
+        (
+            "level 1, flushed every 512 B".to_string(),
+            gzip(&html, 1, Some(512)),
+        ),
+        (
+            "level 6, flushed every 2 KB".to_string(),
+            gzip(&html, 6, Some(2048)),
+        ),
         // What a `.gz` beside the page (gzip's default level) and nginx's `gzip on` (level 1)
         // send: the common cases.
-        ("level 6, one piece", gzip(&html, 6, None)),
-        ("level 1, one piece", gzip(&html, 1, None)),
+        ("level 6, one piece".to_string(), gzip(&html, 6, None)),
+        ("level 1, one piece".to_string(), gzip(&html, 1, None)),
     ];
+    // A gzip file of one's own, e.g. the load test's page: benches/load/gen_pages.py writes
+    // page-60k.html.gz.
+    if let Ok(path) = std::env::var("GZAPPEND_FILE") {
+        let gz = std::fs::read(&path).expect("GZAPPEND_FILE");
+        streams.push((format!("file {path}"), gz));
+    }
     if let Ok(p) = std::env::var("GZAPPEND_PROFILE") {
         let (i, n) = p.split_once(':').expect("GZAPPEND_PROFILE=<stream>:<n>");
         let gz = &streams[i.parse::<usize>().expect("stream")].1;
@@ -116,7 +129,7 @@ fn main() {
         }
         println!(
             "{name} ({} KB page, {} bytes gzip): append {:.1} us, inflate+deflate {:.1} us, ratio {:.2}",
-            html.len() / 1000,
+            appended.len() / 1000,
             gz.len(),
             t_append.as_secs_f64() * 1e6,
             t_recompress.as_secs_f64() * 1e6,
