@@ -640,49 +640,63 @@ impl GzipAppend {
 
     /// Feeds compressed input; appends to `out` what can go on already.
     pub fn write(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), RewriteError> {
-        self.buf.extend_from_slice(input);
+        // The held bytes and the input are walked where they go, at the end of `out` (one
+        // copy of the input); what cannot go yet is moved back into `buf` (a few bytes).
+        let start = out.len();
+        out.extend_from_slice(&self.buf);
+        out.extend_from_slice(input);
+        self.buf.clear();
+        match self.walk_held(out, start) {
+            Ok(held) => {
+                self.buf.extend_from_slice(&out[held..]);
+                out.truncate(held);
+                Ok(())
+            }
+            Err(e) => {
+                out.truncate(start);
+                Err(e)
+            }
+        }
+    }
+
+    /// Walks `out[from..]`; returns where the bytes that cannot go yet start.
+    fn walk_held(&mut self, out: &mut [u8], mut from: usize) -> Result<usize, RewriteError> {
         if let Phase::Header = self.phase {
-            let Some(n) = header_len(&self.buf)? else {
-                return Ok(());
+            let Some(n) = header_len(&out[from..])? else {
+                return Ok(from);
             };
-            self.pass_on(n, out);
+            from += n;
             self.phase = Phase::Deflate;
         }
         if let Phase::Trailer { .. } = self.phase {
             // Only the trailer is needed here; a second member after it is kept for the end,
             // but not without bound.
-            if self.buf.len() > MAX_AFTER_MEMBER {
+            if out.len() - from > MAX_AFTER_MEMBER {
                 return Err(bad("too much data after the gzip member"));
             }
         }
         if let Phase::Deflate = self.phase {
+            let held = &mut out[from..];
             loop {
-                match self.scanner.walk(&self.buf, &mut self.pos)? {
+                match self.scanner.walk(held, &mut self.pos)? {
                     Step::More => break,
                     Step::LastHeader { at } => {
                         // The origin's last block is ours no longer: clear its BFINAL bit.
-                        self.buf[at / 8] &= !(1u8 << (at % 8));
+                        held[at / 8] &= !(1u8 << (at % 8));
                     }
                     Step::End { end } => {
-                        self.pass_on(end / 8, out);
                         self.phase = Phase::Trailer { used: end % 8 };
                         self.pos = 0;
-                        return Ok(());
+                        return Ok(from + end / 8);
                     }
                 }
             }
             // Whole bytes behind the walk go on; the byte the walk stands in stays.
             let done = self.pos / 8;
-            self.pass_on(done, out);
             self.pos -= done * 8;
+            from += done;
         }
-        Ok(())
-    }
-
-    /// Moves the first `n` held bytes to `out`.
-    fn pass_on(&mut self, n: usize, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.buf[..n]);
-        self.buf.drain(..n);
+        Ok(from)
     }
 
     /// Ends the body with `tail` appended; writes the rest of the stream and the trailer.
