@@ -1012,47 +1012,69 @@ fn conn_builder(limits: &crate::config::Limits) -> Arc<ConnBuilder> {
     Arc::new(builder)
 }
 
+/// The `[limits]` an accept loop serves connections under, kept up with reloads.
+struct ServedLimits {
+    limits: crate::config::Limits,
+    builder: Arc<ConnBuilder>,
+    /// Connection slots to take out of circulation after a reload lowered `max_connections`:
+    /// free ones go at once, the ones open connections hold as they come back.
+    excess: usize,
+}
+
+impl ServedLimits {
+    fn new(limits: &crate::config::Limits) -> Self {
+        ServedLimits {
+            limits: limits.clone(),
+            builder: conn_builder(limits),
+            excess: 0,
+        }
+    }
+
+    /// Takes on `now` if a reload changed them: the connection slots in `permits` follow
+    /// `max_connections`, and new connections get the new head limits and timeout.
+    fn follow(&mut self, now: &crate::config::Limits, permits: &tokio::sync::Semaphore) {
+        if *now == self.limits {
+            return;
+        }
+        let (was, is) = (self.limits.max_connections, now.max_connections);
+        if is >= was {
+            let repaid = (is - was).min(self.excess);
+            self.excess -= repaid;
+            permits.add_permits(is - was - repaid);
+        } else {
+            self.excess += was - is;
+        }
+        self.builder = conn_builder(now);
+        self.limits = now.clone();
+        tracing::info!("new connections are served under the reloaded [limits]");
+    }
+}
+
 /// Connection limit, TLS handshake, header limits, upgrades, graceful drain. `[limits]` are
-/// read again before each connection is accepted: after a reload new connections get the new
-/// ones, while open connections keep theirs.
+/// read again before waiting for a connection (for the slots) and once it is accepted (for
+/// how it is served): after a reload new connections get the new ones, while open
+/// connections keep theirs.
 async fn serve_loop(
     current: Current,
     listener: TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let mut limits = current().primary().config.limits.clone();
-    let permits = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
-    // Connection slots to take out of circulation after a reload lowered `max_connections`:
-    // free ones go at once, the ones open connections hold as they come back.
-    let mut excess = 0usize;
+    let mut served = ServedLimits::new(&current().primary().config.limits);
+    let permits = Arc::new(tokio::sync::Semaphore::new(served.limits.max_connections));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let mut builder = conn_builder(&limits);
     tokio::pin!(shutdown);
     loop {
-        {
-            let sites = current();
-            let now = &sites.primary().config.limits;
-            if *now != limits {
-                if now.max_connections >= limits.max_connections {
-                    let more = now.max_connections - limits.max_connections;
-                    let repaid = more.min(excess);
-                    excess -= repaid;
-                    permits.add_permits(more - repaid);
-                } else {
-                    excess += limits.max_connections - now.max_connections;
-                }
-                builder = conn_builder(now);
-                limits = now.clone();
-                tracing::info!("new connections are served under the reloaded [limits]");
-            }
-        }
-        if excess > 0 {
-            excess -= permits.forget_permits(excess);
+        served.follow(&current().primary().config.limits, &permits);
+        if served.excess > 0 {
+            served.excess -= permits.forget_permits(served.excess);
         }
         // A connection slot first: beyond the limit, clients wait in the accept queue.
         if permits.available_permits() == 0 {
-            tracing::warn!(max = limits.max_connections, "connection limit reached");
+            tracing::warn!(
+                max = served.limits.max_connections,
+                "connection limit reached"
+            );
             current()
                 .primary()
                 .metrics
@@ -1066,15 +1088,18 @@ async fn serve_loop(
                 Err(_) => break,
             },
         };
-        if excess > 0 {
+        if served.excess > 0 {
             // A slot given back by a connection that closed, owed to a lowered limit.
             permit.forget();
-            excess -= 1;
+            served.excess -= 1;
             continue;
         }
         let Some((stream, peer)) = accept_until(&listener, &mut shutdown, "proxy").await else {
             break;
         };
+        // A reload while this loop waited applies to this connection too.
+        let sites = current();
+        served.follow(&sites.primary().config.limits, &permits);
         let _ = stream.set_nodelay(true);
         let resolve = current.clone();
         let over_tls = tls.is_some();
@@ -1086,8 +1111,13 @@ async fn serve_loop(
             async move { Ok::<_, Infallible>(sites.handle(req, peer).await) }
         });
         let watcher = graceful.watcher();
-        let metrics = current().primary().metrics.clone();
-        let (builder, tls, handshake) = (builder.clone(), tls.clone(), limits.header_read_timeout);
+        let metrics = sites.primary().metrics.clone();
+        drop(sites);
+        let (builder, tls, handshake) = (
+            served.builder.clone(),
+            tls.clone(),
+            served.limits.header_read_timeout,
+        );
         metrics.connections.inc();
         tokio::spawn(async move {
             let _permit = permit;
@@ -1138,8 +1168,8 @@ async fn serve_loop(
     tracing::info!(open, "no longer accepting; draining connections");
     tokio::select! {
         _ = graceful.shutdown() => tracing::info!("all connections drained"),
-        _ = tokio::time::sleep(limits.shutdown_timeout) => {
-            tracing::warn!(timeout = ?limits.shutdown_timeout, "shutdown timeout: remaining connections cut");
+        _ = tokio::time::sleep(served.limits.shutdown_timeout) => {
+            tracing::warn!(timeout = ?served.limits.shutdown_timeout, "shutdown timeout: remaining connections cut");
         }
     }
     Ok(())
