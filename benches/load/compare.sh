@@ -176,14 +176,6 @@ check() {
 
 # --- one wrk run -----------------------------------------------------------------------------
 RUN_N=0
-# wrk's latency with unit (412.00us, 1.23ms, 1.01s, 2.00m) in milliseconds.
-to_ms() {
-	awk -v v="$1" 'BEGIN {
-		n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
-		if (u == "us") n /= 1000; else if (u == "s") n *= 1000; else if (u == "m") n *= 60000
-		printf "%.3f", n
-	}'
-}
 
 # run SCENARIO TARGET PATH ENC ROUND [SECONDS]: appends one line to $RESULTS (unless warm-up).
 run() {

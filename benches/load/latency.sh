@@ -4,12 +4,15 @@
 #   benches/load/latency.sh
 #
 # compare.sh drives every target as hard as it goes, so its p99 is queueing in a saturated
-# process, not the latency a proxy adds. Here `hey` (apt-get install -y hey) sends a fixed
-# RATE of requests per second from CONNS connections, below what every target can serve, and
-# the p50/p99 of each target are set against the origin's at the same rate. Targets (all on
-# loopback, as in compare.sh): the origin (nginx, static files), nginx proxy_pass, and
-# consentgate without consent (the page rewritten, the banner injected) and with full consent.
-# Proxies are pinned to CPU $PROXY_CPU, the origin and hey to CPU $AUX_CPU; targets are
+# process, not the latency a proxy adds. Here wrk sends about RATE requests per second from
+# CONNS connections, spread out in time (see "How requests are paced" below), below what every
+# target can serve, and the p50/p99 of each target are set against the origin's at that rate.
+# A connection sends its next request only after the response, so the requests a stall holds
+# up show it in their latency, but those that would have been sent during it are not counted
+# as waiting (no wrk2-style correction). Targets (all on loopback, as in compare.sh): the
+# origin (nginx, static files), nginx proxy_pass, and consentgate without consent (the page
+# rewritten, the banner injected) and with full consent.
+# Proxies are pinned to CPU $PROXY_CPU, the origin and wrk to CPU $AUX_CPU; targets are
 # interleaved over ROUNDS rounds and the medians reported.
 #
 # Environment (defaults): RATE=1000 CONNS=32 DURATION=10 ROUNDS=3 PAGES="5k 60k" PROXY_CPU=0
@@ -29,7 +32,7 @@ PAGES="${PAGES:-5k 60k}"
 PROXY_CPU="${PROXY_CPU:-0}"
 AUX_CPU="${AUX_CPU:-1}"
 
-need_tools nginx hey curl python3 taskset cargo awk
+need_tools nginx wrk curl python3 taskset cargo awk
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 make_workdir
@@ -58,23 +61,34 @@ wait_port "$P_PASS" "proxy nginx, see $proxy_dir/logs"
 start_consentgate "$P_CG" "$P_ORIGIN" "$PROXY_CPU"
 COOKIE="$(consent_cookie "$P_CG")"
 
-# hey's -q is per connection.
-PER_CONN="$(awk -v r="$RATE" -v c="$CONNS" 'BEGIN { printf "%.2f", r / c }')"
+# How requests are paced. hey -q (used here before) ticks all of a run's connections together:
+# CONNS requests left at the same instant every CONNS/RATE s, so p50 and p99 measured how long a
+# proxy takes to drain a burst of CONNS requests (CONNS times its service time), not the latency
+# it adds. Here each wrk connection waits a random time between its requests (uniform on
+# [0, 2 * CONNS/RATE s], wrk's delay() hook), so requests arrive spread out at about RATE a
+# second. wrk times each request from its send, in C, with little jitter of its own.
+PACE_MS="$(awk -v r="$RATE" -v c="$CONNS" 'BEGIN { printf "%.3f", c * 1000 / r }')"
+cat >"$WORK/paced.lua" <<LUA
+math.randomseed(os.time())
+function delay()
+	return math.random() * 2 * $PACE_MS
+end
+LUA
 
 # One run: prints "p50_ms p99_ms req_per_s errors".
 run() {
-	local port="$1" path="$2" cookie="$3" out
-	local args=(-z "${DURATION}s" -c "$CONNS" -q "$PER_CONN" -disable-compression -H "Sec-Fetch-Dest: document")
+	local port="$1" path="$2" cookie="$3" out="$WORK/wrk.txt"
+	local args=(-t1 -c"$CONNS" -d"${DURATION}s" --timeout 30s --latency -s "$WORK/paced.lua" -H "Sec-Fetch-Dest: document")
 	[[ -n "$cookie" ]] && args+=(-H "Cookie: $cookie")
-	out="$(taskset -c "$AUX_CPU" hey "${args[@]}" "http://127.0.0.1:$port$path")"
-	awk '
-		/Requests\/sec:/ { rps = $2 }
-		/ 50% in / { p50 = $3 * 1000 }
-		/ 99% in / { p99 = $3 * 1000 }
-		/^Status code distribution:/ { in_codes = 1; next }
-		in_codes && /\[[0-9]+\]/ { gsub(/[\[\]]/, "", $1); if ($1 != "200") errors += $2 }
-		/^Error distribution:/ { in_codes = 0; errors += 1 }
-		END { printf "%.3f %.3f %.0f %d\n", p50, p99, rps, errors }' <<<"$out"
+	taskset -c "$AUX_CPU" wrk "${args[@]}" "http://127.0.0.1:$port$path" >"$out" 2>&1 || die "wrk failed: $(cat "$out")"
+	local p50 p99 rps errs
+	p50="$(to_ms "$(awk '$1 == "50%" { print $2 }' "$out")")"
+	p99="$(to_ms "$(awk '$1 == "99%" { print $2 }' "$out")")"
+	rps="$(awk '/^Requests\/sec:/ { print $2 }' "$out")"
+	errs="$(awk '/Non-2xx/ { n += $NF } /Socket errors/ { gsub(/,/, ""); n += $4 + $6 + $8 + $10 }
+		END { print n + 0 }' "$out")"
+	[[ -n "$rps" ]] || die "cannot read wrk output $out"
+	printf '%s %s %s %s\n' "$p50" "$p99" "$rps" "$errs"
 }
 
 RESULTS="$WORK/latency.tsv"
@@ -97,7 +111,7 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 
 echo "Command: RATE=$RATE CONNS=$CONNS DURATION=$DURATION ROUNDS=$ROUNDS benches/load/latency.sh"
-echo "($(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, hey at a fixed rate; proxies pinned to CPU $PROXY_CPU with one worker each, origin and hey on CPU $AUX_CPU)"
+echo "($(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, wrk -c$CONNS, each connection pausing a random 0-$(awk -v p="$PACE_MS" 'BEGIN { printf "%.0f", 2 * p }') ms between requests; proxies pinned to CPU $PROXY_CPU with one worker each, origin and wrk on CPU $AUX_CPU)"
 echo
 echo "| page | target | p50 ms | p99 ms | p99 - origin's p99 | req/s | errors |"
 echo "|---|---|---:|---:|---:|---:|---:|"

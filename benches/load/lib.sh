@@ -210,3 +210,12 @@ consent_cookie() {
 		die "the consent cookie is not accepted by /__consent/state"
 	echo "$cookie"
 }
+
+# wrk's latency with unit (412.00us, 1.23ms, 1.01s, 2.00m) in milliseconds.
+to_ms() {
+	awk -v v="$1" 'BEGIN {
+		n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
+		if (u == "us") n /= 1000; else if (u == "s") n *= 1000; else if (u == "m") n *= 60000
+		printf "%.3f", n
+	}'
+}
