@@ -23,7 +23,7 @@ count() { # case iterations -> instructions
 
 setup=$(count no_decision 0)
 declare -A ir
-for c in lol_html_no_handlers lol_html_noop_handlers lol_html_noop_url_selectors lol_html_body_only no_decision partial_consent full_consent; do
+for c in lol_html_no_handlers lol_html_noop_handlers lol_html_noop_url_selectors lol_html_body_only no_decision partial_consent full_consent full_consent_served; do
     total=$(count "$c" "$iters")
     ir[$c]=$(((total - setup) / iters))
     printf '%-24s %12d instructions per %s page\n' "$c" "${ir[$c]}" "$page"
@@ -34,3 +34,4 @@ echo "no_decision / URL-selector ceiling (issue 7):  $(ratio "${ir[no_decision]}
 echo "partial_consent / noop ceiling (speed ratio):  $(ratio "${ir[partial_consent]}" "${ir[lol_html_noop_handlers]}")"
 echo "full_consent / no-handler ceiling:             $(ratio "${ir[full_consent]}" "${ir[lol_html_no_handlers]}")"
 echo "full_consent / body-only ceiling:              $(ratio "${ir[full_consent]}" "${ir[lol_html_body_only]}")"
+echo "full_consent_served / no-handler ceiling:      $(ratio "${ir[full_consent_served]}" "${ir[lol_html_no_handlers]}")"

@@ -8,7 +8,11 @@
 //!   full consent still needs (the settings control goes before `</body>`);
 //! - `no_decision` (everything blocked), `partial_consent` (YouTube and Zendesk granted) and
 //!   `full_consent` (nothing blocked; the settings control injected before `</body>`), each with
-//!   the banner or control injection the proxy adds to a document.
+//!   the banner or control injection the proxy adds to a document;
+//! - `full_consent_served`: full consent as the proxy serves it (`pipeline::BodyRewriter`): an
+//!   ASCII-compatible page passes unparsed, chunk by chunk, and the settings control is appended
+//!   at its end. `full_consent` above is lol_html's path, taken only by pages that must be
+//!   transcoded (UTF-16).
 //!
 //! The charset is declared (as with `Content-Type: text/html; charset=utf-8`), input arrives in
 //! 16 KiB chunks, as from the network. After criterion, a summary measured with `std::time`
@@ -26,10 +30,11 @@ use std::time::{Duration, Instant};
 use criterion::{BenchmarkId, Criterion, Throughput};
 
 use consentgate::catalog::Catalog;
-use consentgate::codec::Fragment;
+use consentgate::codec::{Coding, Fragment};
 use consentgate::decision::Decision;
 use consentgate::demo;
 use consentgate::matcher::ServiceSet;
+use consentgate::pipeline::BodyRewriter;
 use consentgate::policy::{HandlerSelector, Policy, RewriteLimits};
 use consentgate::rewrite::{Charset, Injection, PageRewriter};
 
@@ -124,6 +129,33 @@ fn rewrite(policy: &Arc<Policy>, blocked: &ServiceSet, decided: bool, html: &[u8
     out.len()
 }
 
+/// Full consent as the proxy serves an identity page: chunks the body rewriter lets pass are
+/// forwarded as they came (copied here, as the ceilings copy lol_html's output), then its end.
+/// Returns the output and how many chunks went through the rewriter instead.
+fn served(policy: &Arc<Policy>, blocked: &ServiceSet, html: &[u8]) -> (Vec<u8>, usize) {
+    let page = || url::Url::parse("https://shop.example/").expect("url");
+    let mut br = BodyRewriter::new(
+        policy.clone(),
+        blocked.clone(),
+        page,
+        Coding::Identity,
+        Some("text/html; charset=utf-8"),
+        Some(injection(true)),
+    )
+    .expect("body rewriter");
+    let (mut out, mut written) = (Vec::with_capacity(html.len() + 4096), 0);
+    for chunk in html.chunks(CHUNK) {
+        if br.passes_through_chunk(chunk) {
+            out.extend_from_slice(chunk);
+        } else {
+            out.extend(br.write(chunk).expect("write"));
+            written += 1;
+        }
+    }
+    out.extend(br.finish().expect("finish"));
+    (out, written)
+}
+
 /// Issue 7's yardstick: no-op handlers on every URL-bearing selector a naive policy would
 /// use (`script` with its text), plus `body` for the banner.
 const URL_SELECTORS: &[HandlerSelector] = &[
@@ -205,9 +237,10 @@ enum Case {
     NoDecision,
     Partial,
     Full,
+    FullServed,
 }
 
-const CASES: [(Case, &str); 7] = [
+const CASES: [(Case, &str); 8] = [
     (Case::NoHandlers, "lol_html_no_handlers"),
     (Case::NoopHandlers, "lol_html_noop_handlers"),
     (Case::NoopUrlSelectors, "lol_html_noop_url_selectors"),
@@ -215,6 +248,7 @@ const CASES: [(Case, &str); 7] = [
     (Case::NoDecision, "no_decision"),
     (Case::Partial, "partial_consent"),
     (Case::Full, "full_consent"),
+    (Case::FullServed, "full_consent_served"),
 ];
 
 fn run(s: &Setup, case: Case, html: &[u8]) -> usize {
@@ -226,6 +260,7 @@ fn run(s: &Setup, case: Case, html: &[u8]) -> usize {
         Case::NoDecision => rewrite(&s.policy, &s.none, false, html),
         Case::Partial => rewrite(&s.policy, &s.partial, true, html),
         Case::Full => rewrite(&s.policy, &s.all, true, html),
+        Case::FullServed => served(&s.policy, &s.all, html).0.len(),
     }
 }
 
@@ -247,7 +282,7 @@ fn criterion_benches(c: &mut Criterion, s: &Setup) {
 fn summary(s: &Setup, rounds: usize, per_round: Duration) {
     println!("\nSummary: MB/s, best of {rounds} interleaved rounds (~{per_round:?} per case per round), 16 KiB chunks");
     println!(
-        "{:<6} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} | {:>7} {:>7} {:>7} {:>7} {:>7}",
+        "{:<6} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} | {:>7} {:>7} {:>7} {:>7} {:>7} {:>7}",
         "page",
         "no_hdl",
         "noop",
@@ -256,11 +291,13 @@ fn summary(s: &Setup, rounds: usize, per_round: Duration) {
         "no_dec",
         "partial",
         "full",
+        "served",
         "nd/noop",
         "nd/url",
         "pc/noop",
         "full/nh",
-        "full/bd"
+        "full/bd",
+        "srv/nh"
     );
     for (name, size) in SIZES {
         let html = page(size);
@@ -281,7 +318,7 @@ fn summary(s: &Setup, rounds: usize, per_round: Duration) {
         }
         let mbs = best.map(|secs| html.len() as f64 / secs / 1e6);
         println!(
-            "{:<6} {:>8.0} {:>8.0} {:>8.0} {:>8.0} {:>8.0} {:>8.0} {:>8.0} | {:>7.2} {:>7.2} {:>7.2} {:>7.2} {:>7.2}",
+            "{:<6} {:>8.0} {:>8.0} {:>8.0} {:>8.0} {:>8.0} {:>8.0} {:>8.0} {:>8.0} | {:>7.2} {:>7.2} {:>7.2} {:>7.2} {:>7.2} {:>7.2}",
             name,
             mbs[0],
             mbs[1],
@@ -290,19 +327,26 @@ fn summary(s: &Setup, rounds: usize, per_round: Duration) {
             mbs[4],
             mbs[5],
             mbs[6],
+            mbs[7],
             mbs[4] / mbs[1],
             mbs[4] / mbs[2],
             mbs[5] / mbs[1],
             mbs[6] / mbs[0],
-            mbs[6] / mbs[3]
+            mbs[6] / mbs[3],
+            mbs[7] / mbs[0]
         );
     }
-    println!("columns: lol_html with no handlers, with no-op handlers on the policy's selectors, on issue 7's URL selectors (script, iframe, img, link, source, embed, object, a[ping], body), with a no-op body handler only; the rewriter with no decision, partial and full consent");
-    println!("targets: nd/noop (no decision / no-op ceiling) >= 1.0; full/nh (full consent / no-handler ceiling) >= 0.8; full/bd = full consent / body-only ceiling");
+    println!("columns: lol_html with no handlers, with no-op handlers on the policy's selectors, on issue 7's URL selectors (script, iframe, img, link, source, embed, object, a[ping], body), with a no-op body handler only; the rewriter with no decision, partial and full consent (lol_html's path); full consent as the proxy serves it (the page unparsed, the control appended)");
+    println!("targets: nd/noop (no decision / no-op ceiling) >= 1.0; full/nh (full consent / no-handler ceiling) >= 0.8; full/bd = full consent / body-only ceiling; srv/nh = full consent as served / no-handler ceiling");
 }
 
 fn main() {
     let s = Setup::new();
+    // The served path must be what it claims: the page as it came, the control after it.
+    let html = page(5 * 1024);
+    let (out, written) = served(&s.policy, &s.all, &html);
+    assert_eq!(written, 0, "full consent passes every chunk");
+    assert!(out.starts_with(&html) && out.ends_with(b"Privacy settings</a></div>"));
     let mode = std::env::var("REWRITER_BENCH").unwrap_or_default();
     if let Some(spec) = mode.strip_prefix("profile:") {
         // profile:<case>:<page>:<iterations>, e.g. profile:no_decision:60KB:200
@@ -311,7 +355,7 @@ fn main() {
             .iter()
             .find(|(_, l)| Some(l) == parts.first())
             .map(|(c, _)| *c)
-            .expect("case: lol_html_no_handlers|lol_html_noop_handlers|lol_html_body_only|no_decision|partial_consent|full_consent");
+            .expect("case: lol_html_no_handlers|lol_html_noop_handlers|lol_html_noop_url_selectors|lol_html_body_only|no_decision|partial_consent|full_consent|full_consent_served");
         let size = SIZES
             .iter()
             .find(|(n, _)| Some(n) == parts.get(1))
