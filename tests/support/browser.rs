@@ -634,6 +634,16 @@ const INSPECT_JS: &str = r#"(sel) => {
     rendered: el.getClientRects().length > 0, covered };
 }"#;
 
+/// Switches that keep Chromium's own requests off the network (see `Browser::launch_with`).
+pub const BACKGROUND_OFF: &[&str] = &[
+    "--gaia-url=http://127.0.0.1:9/",
+    "--google-base-url=http://127.0.0.1:9/",
+    "--gcm-checkin-url=http://127.0.0.1:9/",
+    "--disable-features=PreconnectToSearch,SearchEnginePreconnector,SearchEnginePreconnect2,\
+PrewarmDefaultSearchEngine,SearchWarmup,OptimizationHints,OptimizationGuideModelDownloading,\
+OptimizationHintsFetching,OptimizationTargetPrediction,NetworkTimeServiceQuerying",
+];
+
 impl Browser {
     pub fn launch(log: &LogProxy, javascript: bool) -> Browser {
         Browser::launch_with(
@@ -661,6 +671,13 @@ impl Browser {
             "--no-first-run",
             "--disable-quic",
         ])
+        // The browser's own traffic, which reaches the logging proxy like a page's and would
+        // count as a leak (www.google.com is Google Analytics' host too). Chromium 148 makes it
+        // despite --disable-background-networking: a preconnect to the default search engine,
+        // Google account and GCM check-ins, optimization-guide models, network time. Its Google
+        // endpoints go to a closed loopback port (loopback bypasses the proxy); the rest are
+        // features turned off. `browser_itself_sends_nothing` (tests/browser.rs) notices new ones.
+        .args(BACKGROUND_OFF)
         .arg(format!("--user-data-dir={}", profile.display()))
         .arg(format!("--proxy-server=http://{}", log.addr))
         .arg("--remote-debugging-port=0");
