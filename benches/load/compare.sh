@@ -224,10 +224,13 @@ done
 
 printf 'scenario\ttarget\tround\treq_s\tp50_ms\tp99_ms\tcpu_us_per_req\trequests\terrors\n' >"$RESULTS"
 log "warm-up (${WARMUP} s per target), then $ROUNDS rounds of ${DURATION} s per target"
-for s in "${SCENARIOS[@]}"; do
-	read -r name enc_label path enc targets <<<"$s"
-	for t in $targets; do run "$name $enc_label" "$t" "$path" "$enc" warmup "$WARMUP"; done
-done
+# WARMUP=0 skips it (wrk refuses a zero duration).
+if [[ "$WARMUP" != 0 ]]; then
+	for s in "${SCENARIOS[@]}"; do
+		read -r name enc_label path enc targets <<<"$s"
+		for t in $targets; do run "$name $enc_label" "$t" "$path" "$enc" warmup "$WARMUP"; done
+	done
+fi
 for r in $(seq 1 "$ROUNDS"); do
 	log "round $r/$ROUNDS"
 	for s in "${SCENARIOS[@]}"; do
