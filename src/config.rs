@@ -822,12 +822,8 @@ impl Config {
                 // No certificate at all is reported by `parse`, once sites added theirs.
                 let mut certs = Vec::new();
                 for (i, c) in raw.certs.into_iter().enumerate() {
-                    let spec = crate::tls::CertSpec {
-                        cert_file: c.cert,
-                        key_file: c.key,
-                        hosts: c.hosts,
-                    };
-                    if let Err(e) = crate::tls::load_certified_key(&spec) {
+                    let (spec, checked) = crate::tls::CertSpec::load(c.cert, c.key, c.hosts);
+                    if let Err(e) = checked {
                         errors.push(ConfigError::new(format!("tls.certs[{i}]"), e));
                     }
                     certs.push(spec);
@@ -1289,12 +1285,8 @@ fn sites(
                     None
                 }
                 Ok(t) => {
-                    let spec = crate::tls::CertSpec {
-                        cert_file: t.cert,
-                        key_file: t.key,
-                        hosts: hosts.clone(),
-                    };
-                    if let Err(e) = crate::tls::load_certified_key(&spec) {
+                    let (spec, checked) = crate::tls::CertSpec::load(t.cert, t.key, hosts.clone());
+                    if let Err(e) = checked {
                         errors.push(ConfigError::new(format!("{at}.tls"), e));
                     }
                     Some(spec)

@@ -96,8 +96,9 @@ impl Server {
                 "server.listen, server.workers and the TLS listeners change at the next restart"
             );
         }
-        // The files are read again even when their paths did not change: renewing a
-        // certificate usually writes over the old files.
+        // The files are read again even when their paths did not change (renewing a
+        // certificate usually writes over the old files): once, by the validation above, and
+        // the resolver serves what it read.
         let certs = match (self.certs.get(), &config.tls) {
             (Some(_), Some(tls)) => Some(SniResolver::new(&tls.certs).map_err(|e| {
                 tracing::error!(error = %e, "reload refused: TLS certificates, the old ones stay");

@@ -11,12 +11,34 @@ use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 
 /// One certificate as configured.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct CertSpec {
     pub cert_file: String,
     pub key_file: String,
     /// Host names it serves: exact, or `*.domain` for one level of subdomains.
     pub hosts: Vec<String>,
+    /// The pair as read when the configuration was validated, so what is served is what was
+    /// checked, and a (re)load reads the files once. `None` if they did not load (the
+    /// configuration is then refused) or for a spec made in code (read when served).
+    pub loaded: Option<Arc<CertifiedKey>>,
+}
+
+impl CertSpec {
+    /// Reads and checks the pair; the spec keeps it (see `loaded`).
+    pub fn load(
+        cert_file: String,
+        key_file: String,
+        hosts: Vec<String>,
+    ) -> (CertSpec, Result<(), String>) {
+        let mut spec = CertSpec {
+            cert_file,
+            key_file,
+            hosts,
+            loaded: None,
+        };
+        let checked = load_certified_key(&spec).map(|k| spec.loaded = Some(Arc::new(k)));
+        (spec, checked)
+    }
 }
 
 /// Loads a certificate chain and its key, checking that they belong together.
@@ -60,7 +82,10 @@ impl SniResolver {
         let mut wildcard = HashMap::new();
         let mut default = None;
         for spec in specs {
-            let key = Arc::new(load_certified_key(spec)?);
+            let key = match &spec.loaded {
+                Some(k) => k.clone(),
+                None => Arc::new(load_certified_key(spec)?),
+            };
             default.get_or_insert_with(|| key.clone());
             for h in &spec.hosts {
                 let h = h.trim().trim_end_matches('.').to_ascii_lowercase();

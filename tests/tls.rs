@@ -214,6 +214,34 @@ async fn certificates_are_read_again_on_reload() {
     assert_eq!(served(&s), second);
 }
 
+/// What is served is what the configuration was validated with: the files are read once, so
+/// a certificate rewritten between validation and serving (a renewal half written) can neither
+/// slip in unchecked nor fail the start after the configuration was accepted.
+#[tokio::test]
+async fn the_certificate_served_is_the_one_validated() {
+    let dir = common::temp_db().parent().unwrap().to_path_buf();
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca = TestCa::new();
+    let p = Pki {
+        ca: ca.der.clone(),
+        dir,
+    };
+    let (cert, key) = (p.dir.join("validated.pem"), p.dir.join("validated.key"));
+    let validated = ca.issue(&["a.example"], 1, &cert, &key);
+    let o = origin(|_| OriginResponse::html("<p>x</p>")).await;
+    let config = Config::parse(&format!(
+        "[upstream]\nurl = \"http://{}\"\n[consent]\nkey = \"{KEY}\"\n[receipts]\nstore = \"off\"\n[tls]\nlisten = \"127.0.0.1:0\"\n[[tls.certs]]\ncert = {:?}\nkey = {:?}\nhosts = [\"a.example\"]\n",
+        o.addr,
+        cert.display().to_string(),
+        key.display().to_string(),
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&cert, "not a certificate").unwrap();
+    let addr = start_tls(config).await;
+    let s = connect(&p, addr, "a.example", &[b"http/1.1"]).await;
+    assert_eq!(s.get_ref().1.peer_certificates().unwrap()[0], validated);
+}
+
 #[tokio::test]
 async fn plain_http_is_redirected_to_https() {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
