@@ -38,6 +38,31 @@ fn pki() -> Pki {
     Pki { ca: ca.der, dir }
 }
 
+/// A CA and an empty directory of its own, for a test that writes its certificate files.
+fn own_pki() -> (TestCa, Pki) {
+    let dir = common::temp_db().parent().unwrap().to_path_buf();
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca = TestCa::new();
+    let p = Pki {
+        ca: ca.der.clone(),
+        dir,
+    };
+    (ca, p)
+}
+
+/// A configuration serving one certificate, for a.example.
+fn one_cert_config(
+    upstream: std::net::SocketAddr,
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> String {
+    format!(
+        "[upstream]\nurl = \"http://{upstream}\"\n[consent]\nkey = \"{KEY}\"\n[receipts]\nstore = \"off\"\n[tls]\nlisten = \"127.0.0.1:0\"\n[[tls.certs]]\ncert = {:?}\nkey = {:?}\nhosts = [\"a.example\"]\n",
+        cert.display().to_string(),
+        key.display().to_string(),
+    )
+}
+
 fn tls_config(p: &Pki, upstream: std::net::SocketAddr) -> Config {
     let text = format!(
         "[upstream]\nurl = \"http://{upstream}\"\n[consent]\nkey = \"{KEY}\"\n[receipts]\nstore = \"off\"\n[tls]\nlisten = \"127.0.0.1:0\"\nredirect_listen = \"127.0.0.1:0\"\n[[tls.certs]]\ncert = {:?}\nkey = {:?}\nhosts = [\"a.example\", \"www.a.example\"]\n[[tls.certs]]\ncert = {:?}\nkey = {:?}\nhosts = [\"*.b.example\"]\n",
@@ -147,28 +172,13 @@ async fn h2_over_tls_with_alpn_and_requests_know_they_are_secure() {
 /// restart; files that do not load refuse the reload and the certificate in force stays.
 #[tokio::test]
 async fn certificates_are_read_again_on_reload() {
-    let dir = common::temp_db().parent().unwrap().to_path_buf();
-    std::fs::create_dir_all(&dir).unwrap();
-    let ca = TestCa::new();
-    let p = Pki {
-        ca: ca.der.clone(),
-        dir,
-    };
+    let (ca, p) = own_pki();
     let o = origin(|_| OriginResponse::html("<p>x</p>")).await;
     let (cert, key) = (p.dir.join("renewed.pem"), p.dir.join("renewed.key"));
     let issue = |serial| ca.issue(&["a.example"], serial, &cert, &key);
     let first = issue(1);
     let config_file = p.dir.join("consentgate.toml");
-    std::fs::write(
-        &config_file,
-        format!(
-            "[upstream]\nurl = \"http://{}\"\n[consent]\nkey = \"{KEY}\"\n[receipts]\nstore = \"off\"\n[tls]\nlisten = \"127.0.0.1:0\"\n[[tls.certs]]\ncert = {:?}\nkey = {:?}\nhosts = [\"a.example\"]\n",
-            o.addr,
-            cert.display().to_string(),
-            key.display().to_string(),
-        ),
-    )
-    .unwrap();
+    std::fs::write(&config_file, one_cert_config(o.addr, &cert, &key)).unwrap();
     let source = consentgate::server::ConfigSource {
         path: Some(config_file),
         ..Default::default()
@@ -219,23 +229,12 @@ async fn certificates_are_read_again_on_reload() {
 /// slip in unchecked nor fail the start after the configuration was accepted.
 #[tokio::test]
 async fn the_certificate_served_is_the_one_validated() {
-    let dir = common::temp_db().parent().unwrap().to_path_buf();
-    std::fs::create_dir_all(&dir).unwrap();
-    let ca = TestCa::new();
-    let p = Pki {
-        ca: ca.der.clone(),
-        dir,
-    };
+    let (ca, p) = own_pki();
     let (cert, key) = (p.dir.join("validated.pem"), p.dir.join("validated.key"));
     let validated = ca.issue(&["a.example"], 1, &cert, &key);
     let o = origin(|_| OriginResponse::html("<p>x</p>")).await;
-    let config = Config::parse(&format!(
-        "[upstream]\nurl = \"http://{}\"\n[consent]\nkey = \"{KEY}\"\n[receipts]\nstore = \"off\"\n[tls]\nlisten = \"127.0.0.1:0\"\n[[tls.certs]]\ncert = {:?}\nkey = {:?}\nhosts = [\"a.example\"]\n",
-        o.addr,
-        cert.display().to_string(),
-        key.display().to_string(),
-    ))
-    .unwrap_or_else(|e| panic!("{e}"));
+    let config =
+        Config::parse(&one_cert_config(o.addr, &cert, &key)).unwrap_or_else(|e| panic!("{e}"));
     std::fs::write(&cert, "not a certificate").unwrap();
     let addr = start_tls(config).await;
     let s = connect(&p, addr, "a.example", &[b"http/1.1"]).await;
