@@ -191,14 +191,10 @@ run() {
 		"http://127.0.0.1:$port$path" >"$out" 2>&1 || die "wrk failed: $(cat "$out")"
 	after="$(cpu_ticks "$pid")"
 	[[ "$round" == warmup ]] && return 0
-	local rps p50 p99 reqs errs
-	rps="$(awk '/^Requests\/sec:/ { print $2 }' "$out")"
-	reqs="$(awk '/ requests in / { print $1 }' "$out")"
-	p50="$(to_ms "$(awk '$1 == "50%" { print $2 }' "$out")")"
-	p99="$(to_ms "$(awk '$1 == "99%" { print $2 }' "$out")")"
-	errs="$(awk '/Non-2xx/ { n += $NF } /Socket errors/ { gsub(/,/, ""); n += $4 + $6 + $8 + $10 }
-		END { print n + 0 }' "$out")"
-	[[ -n "$rps" && -n "$reqs" && "$reqs" -gt 0 ]] || die "cannot read wrk output $out"
+	local rps p50 p99 reqs errs stats
+	# A plain assignment, so a wrk_stats that dies ends the script (set -e).
+	stats="$(wrk_stats "$out")"
+	read -r rps reqs p50 p99 errs <<<"$stats"
 	local cpu_us
 	cpu_us="$(awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" -v n="$reqs" \
 		'BEGIN { printf "%.2f", t / hz * 1e6 / n }')"

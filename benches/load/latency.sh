@@ -81,13 +81,10 @@ run() {
 	local args=(-t1 -c"$CONNS" -d"${DURATION}s" --timeout 30s --latency -s "$WORK/paced.lua" -H "Sec-Fetch-Dest: document")
 	[[ -n "$cookie" ]] && args+=(-H "Cookie: $cookie")
 	taskset -c "$AUX_CPU" wrk "${args[@]}" "http://127.0.0.1:$port$path" >"$out" 2>&1 || die "wrk failed: $(cat "$out")"
-	local p50 p99 rps errs
-	p50="$(to_ms "$(awk '$1 == "50%" { print $2 }' "$out")")"
-	p99="$(to_ms "$(awk '$1 == "99%" { print $2 }' "$out")")"
-	rps="$(awk '/^Requests\/sec:/ { print $2 }' "$out")"
-	errs="$(awk '/Non-2xx/ { n += $NF } /Socket errors/ { gsub(/,/, ""); n += $4 + $6 + $8 + $10 }
-		END { print n + 0 }' "$out")"
-	[[ -n "$rps" ]] || die "cannot read wrk output $out"
+	local rps reqs p50 p99 errs stats
+	# A plain assignment, so a wrk_stats that dies ends the script (set -e).
+	stats="$(wrk_stats "$out")"
+	read -r rps reqs p50 p99 errs <<<"$stats"
 	printf '%s %s %s %s\n' "$p50" "$p99" "$rps" "$errs"
 }
 

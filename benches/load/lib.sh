@@ -219,3 +219,17 @@ to_ms() {
 		printf "%.3f", n
 	}'
 }
+
+# wrk_stats FILE: "req_per_s requests p50_ms p99_ms errors" from a `wrk --latency` output
+# (errors: non-2xx answers and socket errors); dies if the file is not one.
+wrk_stats() {
+	local out="$1" rps reqs p50 p99 errs
+	rps="$(awk '/^Requests\/sec:/ { print $2 }' "$out")"
+	reqs="$(awk '/ requests in / { print $1 }' "$out")"
+	p50="$(to_ms "$(awk '$1 == "50%" { print $2 }' "$out")")"
+	p99="$(to_ms "$(awk '$1 == "99%" { print $2 }' "$out")")"
+	errs="$(awk '/Non-2xx/ { n += $NF } /Socket errors/ { gsub(/,/, ""); n += $4 + $6 + $8 + $10 }
+		END { print n + 0 }' "$out")"
+	[[ -n "$rps" && -n "$reqs" && "$reqs" -gt 0 ]] || die "cannot read wrk output $out"
+	echo "$rps $reqs $p50 $p99 $errs"
+}
