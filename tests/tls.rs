@@ -22,20 +22,18 @@ struct Pki {
 /// A CA and two leaf certificates written as PEM files: `a.pem` for a.example (+ www),
 /// `b.pem` for *.b.example.
 fn pki() -> Pki {
-    let dir = common::temp_db().parent().unwrap().to_path_buf();
-    std::fs::create_dir_all(&dir).unwrap();
-    let ca = TestCa::new();
+    let (ca, p) = own_pki();
     for (name, sans) in [
         ("a", &["a.example", "www.a.example"][..]),
         ("b", &["*.b.example"]),
     ] {
         let (cert, key) = (
-            dir.join(format!("{name}.pem")),
-            dir.join(format!("{name}.key")),
+            p.dir.join(format!("{name}.pem")),
+            p.dir.join(format!("{name}.key")),
         );
         ca.issue(sans, 1, &cert, &key);
     }
-    Pki { ca: ca.der, dir }
+    p
 }
 
 /// A CA and an empty directory of its own, for a test that writes its certificate files.
